@@ -1,0 +1,81 @@
+/**
+ * Per-bundle state built once in init_by_lua (the master), shared by every worker through fork:
+ * the tenant index and the compiled route tables. Built from `generated/policy`, so a reload
+ * (new bundle, new lua_package_path) rebuilds it.
+ */
+import * as policy from "../generated/policy";
+import type { CostClass, RouteIR, TenantIR } from "../generated/policy";
+import * as fhir from "../generated/fhir_r4";
+import { buildIndex, type TenantIndex } from "../routing/tenant";
+import type { Classification } from "../fhir/classify";
+
+export interface CompiledRoute {
+  readonly id: string;
+  readonly deny: boolean;
+  readonly cost: CostClass | undefined;
+  readonly interactions: LuaTable<string, boolean> | undefined;
+  readonly types: LuaTable<string, boolean> | undefined;
+  readonly operations: LuaTable<string, boolean> | undefined;
+}
+
+function toSet(list: readonly string[] | undefined): LuaTable<string, boolean> | undefined {
+  if (list === undefined) return undefined;
+  const s = new LuaTable<string, boolean>();
+  for (const v of list) s.set(v, true);
+  return s;
+}
+
+function compileRoutes(routes: readonly RouteIR[]): CompiledRoute[] {
+  const out: CompiledRoute[] = [];
+  for (const r of routes) {
+    out.push({
+      id: r.id,
+      deny: r.action === "deny",
+      cost: r.cost,
+      interactions: toSet(r.match.interactions),
+      types: toSet(r.match.resource_types),
+      operations: toSet(r.match.operations),
+    });
+  }
+  return out;
+}
+
+/** nginx variable name for a request header: `X-Tenant` -> `http_x_tenant`. */
+function headerVar(name: string): string {
+  const [v] = string.gsub(string.lower(name), "-", "_");
+  return "http_" + v;
+}
+
+export const version: string = policy.version;
+export const resourceTypes: LuaTable<string, boolean> = fhir.resource_types;
+export const index: TenantIndex = buildIndex(policy);
+export const stripHeaders: readonly string[] = policy.strip_headers;
+export const tenantHeaderVar: string = headerVar(policy.resolution.header);
+export const maxSeries: number = policy.metrics.max_series;
+
+const routesByTenant = new LuaTable<string, CompiledRoute[]>();
+const hostHeaders = new LuaTable<string, string>();
+for (const t of policy.tenants) {
+  routesByTenant.set(t.id, compileRoutes(t.routes));
+  const u = t.upstream;
+  const defaultPort = u.scheme === "https" ? 443 : 80;
+  hostHeaders.set(t.id, u.port === defaultPort ? u.host : u.host + ":" + tostring(u.port));
+}
+
+/** The Host header the tenant's upstream expects. */
+export function upstreamHost(tenant: TenantIR): string {
+  return hostHeaders.get(tenant.id) ?? tenant.upstream.host;
+}
+
+/** The first route of the tenant that matches, or undefined (allow, default cost). */
+export function matchRoute(tenant: TenantIR, c: Classification): CompiledRoute | undefined {
+  const routes = routesByTenant.get(tenant.id);
+  if (routes === undefined) return undefined;
+  for (const r of routes) {
+    if (r.interactions !== undefined && r.interactions.get(c.interaction) !== true) continue;
+    if (r.types !== undefined && (c.resource_type === undefined || r.types.get(c.resource_type) !== true)) continue;
+    if (r.operations !== undefined && (c.operation === undefined || r.operations.get(c.operation) !== true)) continue;
+    return r;
+  }
+  return undefined;
+}

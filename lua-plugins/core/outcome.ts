@@ -1,0 +1,77 @@
+/**
+ * The one place where gateway-made errors become responses: a FHIR OperationOutcome with
+ * application/fhir+json and the right status. Messages are fixed sentences chosen by the caller;
+ * nothing from the request is echoed back.
+ */
+import * as cjson from "cjson.safe";
+
+/** FHIR issue-type codes the gateway uses. */
+export type IssueCode =
+  | "invalid" | "structure" | "not-found" | "not-supported" | "forbidden" | "login"
+  | "too-long" | "too-costly" | "throttled" | "transient" | "timeout" | "exception" | "security";
+
+export interface Problem {
+  readonly status: number;
+  readonly code: IssueCode;
+  readonly message: string;
+}
+
+export function outcomeJson(code: IssueCode, message: string, requestId: string | undefined): string {
+  const issue: Record<string, unknown> = { severity: "error", code, diagnostics: message };
+  if (requestId !== undefined) {
+    issue["details"] = { text: "request id " + requestId };
+  }
+  const [body] = cjson.encode({ resourceType: "OperationOutcome", issue: [issue] });
+  return body ?? '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}';
+}
+
+/**
+ * Send the OperationOutcome and finish the request. Only for phases that may send a body
+ * (access, content); `extraHeaders` are set first (WWW-Authenticate, Retry-After, Allow...).
+ */
+export function sendProblem(p: Problem, requestId: string | undefined, extraHeaders?: Record<string, string>): never {
+  ngx.status = p.status;
+  ngx.header["Content-Type"] = "application/fhir+json";
+  ngx.header["Cache-Control"] = "no-store";
+  if (extraHeaders !== undefined) {
+    for (const [k, v] of pairs(extraHeaders)) ngx.header[k] = v;
+  }
+  ngx.say(outcomeJson(p.code, p.message, requestId));
+  return ngx.exit(p.status);
+}
+
+/** The issue code that fits an HTTP status nginx produced by itself. */
+export function codeForStatus(status: number): IssueCode {
+  if (status === 404) return "not-found";
+  if (status === 405) return "not-supported";
+  if (status === 413) return "too-costly";
+  if (status === 414 || status === 494) return "too-long";
+  if (status === 429) return "throttled";
+  if (status === 502 || status === 503) return "transient";
+  if (status === 504 || status === 408) return "timeout";
+  if (status === 403) return "forbidden";
+  if (status === 401) return "login";
+  if (status >= 500) return "exception";
+  return "invalid";
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "The request is malformed.",
+  401: "Authentication is required.",
+  403: "The request is not allowed.",
+  404: "No such resource or endpoint.",
+  405: "The method is not allowed here.",
+  408: "The request took too long to arrive.",
+  413: "The request body is too large.",
+  414: "The request URI is too long.",
+  429: "Too many requests.",
+  494: "The request headers are too large.",
+  500: "The gateway failed to process the request.",
+  502: "The upstream FHIR server could not be reached or answered badly.",
+  503: "The service is temporarily unavailable.",
+  504: "The upstream FHIR server did not answer in time.",
+};
+
+export function messageForStatus(status: number): string {
+  return STATUS_TEXT[status] ?? "The request failed.";
+}

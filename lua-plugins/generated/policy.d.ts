@@ -1,0 +1,62 @@
+/**
+ * Shape of `lua/generated/policy.lua`, which the compiler writes for each bundle from the IR in
+ * compiler/ir.ts (the two must agree; test/unit/lua/ir-shape.test.ts checks a built bundle).
+ */
+export type ResolutionMode = "claim" | "host" | "path" | "header";
+export type CostClass = "low" | "medium" | "high";
+
+export interface RouteIR {
+  readonly id: string;
+  readonly match: {
+    readonly interactions: readonly string[] | undefined;
+    readonly resource_types: readonly string[] | undefined;
+    readonly operations: readonly string[] | undefined;
+  };
+  readonly action: "allow" | "deny";
+  readonly cost: CostClass | undefined;
+}
+
+export interface UpstreamIR {
+  readonly name: string;
+  readonly scheme: "http" | "https";
+  readonly host: string;
+  readonly port: number;
+  readonly base_path: string;
+  readonly keepalive: number;
+  readonly connect_timeout_ms: number;
+  readonly read_timeout_ms: number;
+}
+
+export interface TenantIR {
+  readonly id: string;
+  readonly hosts: readonly string[];
+  readonly path_prefix: string | undefined;
+  readonly header_value: string | undefined;
+  readonly fhir_base: string;
+  readonly fhir_versions: readonly string[];
+  readonly upstream: UpstreamIR;
+  readonly routes: readonly RouteIR[];
+}
+
+export interface PolicyIR {
+  readonly ir_version: number;
+  readonly version: string;
+  readonly name: string;
+  readonly resolution: { readonly order: readonly ResolutionMode[]; readonly header: string; readonly claim: string };
+  readonly strip_headers: readonly string[];
+  readonly request_id: { readonly header: string };
+  readonly limits: { readonly max_body_bytes: number };
+  readonly metrics: { readonly max_series: number };
+  readonly tenants: readonly TenantIR[];
+}
+
+/* The module returns the PolicyIR table itself, so its fields are the module's exports. */
+export declare const ir_version: PolicyIR["ir_version"];
+export declare const version: PolicyIR["version"];
+export declare const name: PolicyIR["name"];
+export declare const resolution: PolicyIR["resolution"];
+export declare const strip_headers: PolicyIR["strip_headers"];
+export declare const request_id: PolicyIR["request_id"];
+export declare const limits: PolicyIR["limits"];
+export declare const metrics: PolicyIR["metrics"];
+export declare const tenants: PolicyIR["tenants"];

@@ -1,0 +1,40 @@
+/**
+ * Safety checks on the raw request target, before anything interprets it. Pure (no ngx calls).
+ *
+ * The gateway decides on the bytes the client sent (`$request_uri`), not on nginx's normalised
+ * `$uri`: an upstream may decode or normalise differently, so any form with two readings is
+ * refused. FHIR paths need no percent-encoding at all (ids are [A-Za-z0-9-.], types are
+ * letters, operations are `$name`), so a `%` in the path is refused outright.
+ */
+const find = string.find;
+
+export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment" | "nul";
+
+/** Characters allowed in a path: RFC 3986 pchar minus `%`, plus `/`. */
+const PATH_BAD = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/]";
+
+export function checkPath(path: string): UriError | undefined {
+  if (find(path, "%", 1, true) !== undefined) return "encoded";
+  if (find(path, PATH_BAD) !== undefined) return "bad_char";
+  if (find(path, "//", 1, true) !== undefined) return "empty_segment";
+  // "/." or "/.." as a whole segment, in the middle or at the end.
+  if (find(path, "/%.%.?/") !== undefined || find(path, "/%.%.?$") !== undefined) return "dot_segment";
+  return undefined;
+}
+
+/**
+ * The query string is the upstream's to parse, but a NUL or a control character in it has no
+ * legitimate FHIR use and is a classic way to split what a gateway and a server see.
+ */
+export function checkQuery(args: string): UriError | undefined {
+  if (find(args, "%00", 1, true) !== undefined) return "nul";
+  if (find(args, "[%z\x01-\x1f\x7f]") !== undefined) return "bad_char";
+  return undefined;
+}
+
+/** Split `$request_uri` into path and query (query without the `?`, or undefined). */
+export function splitTarget(target: string): LuaMultiReturn<[string, string | undefined]> {
+  const [q] = find(target, "?", 1, true);
+  if (q === undefined) return $multi(target, undefined);
+  return $multi(string.sub(target, 1, q - 1), string.sub(target, q + 1));
+}

@@ -1,0 +1,149 @@
+/**
+ * Request counters and a latency histogram in the `fe_metrics` shared dict, rendered in the
+ * Prometheus text format by the admin listener.
+ *
+ * Cardinality is bounded: a label set is a "series", and at most `max_series` request series
+ * exist. A new label set past the cap is counted under resource_type="other" (and, if that set
+ * is new and the cap is still reached, under tenant/interaction "other" as well), and the
+ * overflow itself is counted in fe_metrics_series_overflow_total. At dict exhaustion incr fails;
+ * that is counted in fe_metrics_dict_full_total (in the worker, as the dict cannot hold it).
+ */
+const concat = table.concat;
+
+export const LATENCY_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const SEP = "\t";
+const REQ = "r" + SEP;
+const LAT = "l" + SEP;
+const SERIES = "_series";
+const OVERFLOW = "_overflow";
+
+let dictFull = 0;
+
+function dict(): SharedDict | undefined {
+  return ngx.shared.fe_metrics;
+}
+
+/** Count `key` up by `by`, creating it when the series cap allows; returns false past the cap. */
+function bump(d: SharedDict, key: string, by: number, maxSeries: number): boolean {
+  const [v] = d.incr(key, by);
+  if (v !== undefined) return true;
+  const [n] = d.incr(SERIES, 1, 0);
+  if (n === undefined) {
+    dictFull = dictFull + 1;
+    return true;
+  }
+  if (n > maxSeries) {
+    d.incr(SERIES, -1);
+    return false;
+  }
+  const [ok] = d.incr(key, by, 0);
+  if (ok === undefined) dictFull = dictFull + 1;
+  return true;
+}
+
+function bucketIndex(seconds: number): number {
+  for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
+    if (seconds <= LATENCY_BUCKETS[i]!) return i;
+  }
+  return LATENCY_BUCKETS.length;
+}
+
+/** Log phase: one request. Labels must already be bounded strings (policy ids, enums). */
+export function record(
+  tenant: string, interaction: string, rtype: string, status: number, seconds: number, maxSeries: number,
+): void {
+  const d = dict();
+  if (d === undefined) return;
+  const klass = status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : status >= 200 ? "2xx" : "1xx";
+  const labels = tenant + SEP + interaction + SEP;
+  if (!bump(d, REQ + labels + rtype + SEP + klass, 1, maxSeries)) {
+    d.incr(OVERFLOW, 1, 0);
+    if (!bump(d, REQ + labels + "other" + SEP + klass, 1, maxSeries)) {
+      // Past the cap even for "other": the last resort is a fixed key per status class.
+      const [v] = d.incr(REQ + "other" + SEP + "other" + SEP + "other" + SEP + klass, 1, 0);
+      if (v === undefined) dictFull = dictFull + 1;
+    }
+  }
+  // The histogram is per tenant only: tenants and buckets are bounded by the policy, so these
+  // keys stay outside the series cap.
+  const lat = LAT + tenant + SEP;
+  const [b] = d.incr(lat + bucketIndex(seconds), 1, 0);
+  const [s] = d.incr(lat + "sum", seconds, 0);
+  if (b === undefined || s === undefined) dictFull = dictFull + 1;
+}
+
+function esc(v: string): string {
+  const [s] = string.gsub(v, '[\\"\n]', (c: string) => (c === "\n" ? "\\n" : "\\" + c));
+  return s;
+}
+
+function splitKey(key: string): string[] {
+  const out: string[] = [];
+  for (const [part] of string.gmatch(key, "[^\t]+")) {
+    if (part !== undefined) out.push(part);
+  }
+  return out;
+}
+
+/** The Prometheus exposition of everything in the dict. Admin listener only: get_keys locks. */
+export function render(policyVersion: string): string {
+  const d = dict();
+  const lines: string[] = [];
+  lines.push("# HELP fe_build_info Active policy bundle.");
+  lines.push("# TYPE fe_build_info gauge");
+  lines.push('fe_build_info{version="' + esc(policyVersion) + '"} 1');
+  if (d === undefined) return concat(lines, "\n") + "\n";
+
+  const keys = d.get_keys(0);
+  table.sort(keys);
+  const req: string[] = [];
+  const hist = new LuaTable<string, LuaTable<string, number>>();
+  const tenants: string[] = [];
+  for (const key of keys) {
+    const [v] = d.get(key);
+    if (typeof v !== "number") continue;
+    const parts = splitKey(key);
+    if (parts[0] === "r" && parts.length === 5) {
+      req.push('fe_requests_total{tenant="' + esc(parts[1]!) + '",interaction="' + esc(parts[2]!) +
+        '",resource_type="' + esc(parts[3]!) + '",status_class="' + parts[4]! + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "l" && parts.length === 3) {
+      let h = hist.get(parts[1]!);
+      if (h === undefined) {
+        h = new LuaTable<string, number>();
+        hist.set(parts[1]!, h);
+        tenants.push(parts[1]!);
+      }
+      h.set(parts[2]!, v);
+    }
+  }
+  lines.push("# HELP fe_requests_total Requests handled by the gateway.");
+  lines.push("# TYPE fe_requests_total counter");
+  for (const l of req) lines.push(l);
+
+  lines.push("# HELP fe_request_duration_seconds Time from the first request byte to the last log phase.");
+  lines.push("# TYPE fe_request_duration_seconds histogram");
+  for (const t of tenants) {
+    const h = hist.get(t)!;
+    let cum = 0;
+    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
+      cum = cum + (h.get(tostring(i)) ?? 0);
+      const le = i < LATENCY_BUCKETS.length ? tostring(LATENCY_BUCKETS[i]!) : "+Inf";
+      lines.push('fe_request_duration_seconds_bucket{tenant="' + esc(t) + '",le="' + le + '"} ' + string.format("%d", cum));
+    }
+    lines.push('fe_request_duration_seconds_sum{tenant="' + esc(t) + '"} ' + string.format("%.6f", h.get("sum") ?? 0));
+    lines.push('fe_request_duration_seconds_count{tenant="' + esc(t) + '"} ' + string.format("%d", cum));
+  }
+
+  const [overflow] = d.get(OVERFLOW);
+  const [series] = d.get(SERIES);
+  lines.push("# HELP fe_metrics_series Request label sets in use (capped by policy metrics.maxSeries).");
+  lines.push("# TYPE fe_metrics_series gauge");
+  lines.push("fe_metrics_series " + string.format("%d", typeof series === "number" ? series : 0));
+  lines.push("# HELP fe_metrics_series_overflow_total Requests counted under \"other\" because the series cap was reached.");
+  lines.push("# TYPE fe_metrics_series_overflow_total counter");
+  lines.push("fe_metrics_series_overflow_total " + string.format("%d", typeof overflow === "number" ? overflow : 0));
+  lines.push("# HELP fe_metrics_dict_full_total Counter updates lost because the metrics dict was full (this worker).");
+  lines.push("# TYPE fe_metrics_dict_full_total counter");
+  lines.push("fe_metrics_dict_full_total " + string.format("%d", dictFull));
+  return concat(lines, "\n") + "\n";
+}

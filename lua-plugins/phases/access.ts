@@ -1,0 +1,101 @@
+/**
+ * access_by_lua: request id -> path safety -> tenant -> FHIR classification -> route ->
+ * upstream headers and target. Every refusal goes through core/outcome, so it is an
+ * OperationOutcome, and nothing refused reaches the upstream.
+ */
+import * as gw from "../core/gateway";
+import { sendProblem, type IssueCode } from "../core/outcome";
+import { classify, isSupportedMethod, type ClassifyError } from "../fhir/classify";
+import { checkPath, checkQuery, splitTarget } from "../http/uri";
+import { isValidRequestId, nextTraceparent } from "../http/request_id";
+import { fhirPath, normalizeHost, resolve } from "../routing/tenant";
+
+const req = ngx.req;
+const ngxVar = ngx.var;
+const ALLOW = { Allow: "GET, HEAD, POST, PUT, PATCH, DELETE" };
+
+/** Per-request facts the later phases need; also mirrored into $fe_labels for error pages. */
+export interface RequestCtx {
+  request_id: string;
+  tenant: string;
+  interaction: string;
+  resource_type: string;
+}
+
+const CLASSIFY_PROBLEM: Record<ClassifyError, [number, IssueCode, string]> = {
+  bad_path: [400, "invalid", "The path is not a FHIR REST path."],
+  bad_id: [400, "invalid", "The resource id is not a valid FHIR id."],
+  bad_operation: [400, "invalid", "The operation name is not valid."],
+  unknown_type: [404, "not-supported", "The resource type is not a FHIR R4 resource type."],
+  method: [405, "not-supported", "The method is not allowed for this FHIR interaction."],
+  not_found: [404, "not-found", "No FHIR interaction matches this path."],
+};
+
+function refuse(status: number, code: IssueCode, message: string, requestId: string, headers?: Record<string, string>): never {
+  return sendProblem({ status, code, message }, requestId, headers);
+}
+
+export function run(this: void): void {
+  const nginxId = ngxVar.request_id ?? "";
+  const incoming = ngxVar.http_x_request_id;
+  const requestId = incoming !== undefined && isValidRequestId(incoming) ? incoming : nginxId;
+  ngxVar.fe_request_id = requestId;
+  const ctx: RequestCtx = { request_id: requestId, tenant: "none", interaction: "none", resource_type: "none" };
+  ngx.ctx.fe = ctx;
+
+  const method = req.get_method();
+  const [path, args] = splitTarget(ngxVar.request_uri ?? "");
+  if (checkPath(path) !== undefined) {
+    return refuse(400, "invalid", "The request path has an encoded, empty or dot segment, or a character FHIR paths do not use.", requestId);
+  }
+  if (args !== undefined && checkQuery(args) !== undefined) {
+    return refuse(400, "invalid", "The query string holds a NUL or control character.", requestId);
+  }
+  if (!isSupportedMethod(method)) {
+    return refuse(405, "not-supported", "The method is not supported by this FHIR gateway.", requestId, ALLOW);
+  }
+
+  const rawHost = ngxVar.http_host;
+  const host = normalizeHost(rawHost);
+  if (rawHost !== undefined && host === undefined) {
+    return refuse(400, "invalid", "The Host header is malformed.", requestId);
+  }
+  const [tenant, mode] = resolve(gw.index, undefined, host, path, ngxVar[gw.tenantHeaderVar]);
+  if (tenant === undefined || mode === undefined) {
+    return refuse(404, "not-found", "No tenant matches this request.", requestId);
+  }
+  ctx.tenant = tenant.id;
+  const fpath = fhirPath(tenant, mode, path);
+  if (fpath === undefined) {
+    return refuse(404, "not-found", "The path is not under this tenant's FHIR base.", requestId);
+  }
+
+  const [c, err] = classify(method, fpath, gw.resourceTypes);
+  if (c === undefined) {
+    const p = CLASSIFY_PROBLEM[err!];
+    return refuse(p[0], p[1], p[2], requestId, p[0] === 405 ? ALLOW : undefined);
+  }
+  ctx.interaction = c.interaction;
+  if (c.resource_type !== undefined) ctx.resource_type = c.resource_type;
+  ngxVar.fe_labels = tenant.id + "\t" + c.interaction + "\t" + ctx.resource_type;
+
+  const route = gw.matchRoute(tenant, c);
+  if (route !== undefined) {
+    if (route.deny) return refuse(403, "forbidden", "This interaction is not allowed on this tenant.", requestId);
+    if (route.cost !== undefined) c.cost = route.cost;
+  }
+
+  for (const h of gw.stripHeaders) req.clear_header(h);
+  req.set_header("X-Tenant-ID", tenant.id);
+  req.set_header("X-Request-ID", requestId);
+  req.set_header("X-Policy-Version", gw.version);
+  const tp = nextTraceparent(ngxVar.http_traceparent, nginxId);
+  req.set_header("traceparent", tp);
+
+  const up = tenant.upstream;
+  let target = up.base_path + fpath;
+  if (target === "") target = "/";
+  ngxVar.fe_upstream = up.name;
+  ngxVar.fe_upstream_host = gw.upstreamHost(tenant);
+  ngxVar.fe_upstream_uri = args === undefined ? target : target + "?" + args;
+}

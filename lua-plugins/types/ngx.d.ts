@@ -1,0 +1,99 @@
+/**
+ * Typed declarations of the part of the lua-nginx-module (0.10.23) and lua-resty-core API that
+ * fhir-edge uses. Written by hand on purpose: every call that can come back empty is typed
+ * `| undefined`, so the compiler makes the request path handle it.
+ *
+ * `ngx` is declared as a value of interface type (not a namespace) because `ngx.var` uses a
+ * reserved word. Module functions take `this: void` (called as `ngx.say(x)`); shared dicts keep
+ * `self` (`dict:get(k)`) through an explicit `this` parameter.
+ */
+
+type NgxOk<T> = LuaMultiReturn<[T, undefined] | [undefined, string]>;
+
+interface NgxReq {
+  get_method(this: void): string;
+  get_headers(this: void, maxHeaders?: number, raw?: boolean): LuaMultiReturn<[Record<string, string | string[] | undefined>, string | undefined]>;
+  get_uri_args(this: void, maxArgs?: number): LuaMultiReturn<[Record<string, string | boolean | (string | boolean)[] | undefined>, string | undefined]>;
+  set_header(this: void, name: string, value: string | string[]): void;
+  clear_header(this: void, name: string): void;
+  start_time(this: void): number;
+}
+
+interface NgxWorker {
+  id(this: void): number | undefined;
+  pid(this: void): number;
+  count(this: void): number;
+  exiting(this: void): boolean;
+}
+
+interface NgxRe {
+  find(this: void, subject: string, regex: string, options?: string): LuaMultiReturn<[number | undefined, number | undefined, string | undefined]>;
+  match(this: void, subject: string, regex: string, options?: string): LuaMultiReturn<[(string | false)[] | undefined, string | undefined]>;
+}
+
+/** A `lua_shared_dict` zone. Methods keep `self`: they are called as `dict:get(key)`. */
+interface SharedDict {
+  get(this: SharedDict, key: string): LuaMultiReturn<[string | number | boolean | undefined, number | undefined]>;
+  set(this: SharedDict, key: string, value: string | number | boolean, exptime?: number, flags?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  add(this: SharedDict, key: string, value: string | number | boolean, exptime?: number, flags?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  incr(this: SharedDict, key: string, value: number, init?: number, initTtl?: number): LuaMultiReturn<[number | undefined, string | undefined, boolean | undefined]>;
+  delete(this: SharedDict, key: string): void;
+  get_keys(this: SharedDict, maxCount?: number): string[];
+  capacity(this: SharedDict): number;
+  free_space(this: SharedDict): number;
+}
+
+interface NgxShared {
+  readonly fe_metrics?: SharedDict;
+}
+
+/** Request variables; an unset or unknown variable reads as undefined. */
+interface NgxVar {
+  [name: string]: string | undefined;
+}
+
+interface NgxConfig {
+  readonly subsystem: string;
+  readonly ngx_lua_version: number;
+  prefix(this: void): string;
+}
+
+interface NgxApi {
+  readonly OK: 0;
+  readonly ERROR: -1;
+  readonly HTTP_OK: 200;
+  readonly ERR: number;
+  readonly WARN: number;
+  readonly NOTICE: number;
+  readonly INFO: number;
+  readonly DEBUG: number;
+  readonly ALERT: number;
+  readonly CRIT: number;
+
+  readonly var: NgxVar;
+  readonly req: NgxReq;
+  readonly worker: NgxWorker;
+  readonly re: NgxRe;
+  readonly shared: NgxShared;
+  readonly config: NgxConfig;
+  /** Response headers; assigning undefined removes one. */
+  readonly header: Record<string, string | string[] | undefined>;
+  /** Per-request table; lives for the request, across phases. */
+  ctx: Record<string, unknown>;
+  status: number;
+
+  say(this: void, ...args: (string | number)[]): NgxOk<1>;
+  print(this: void, ...args: (string | number)[]): NgxOk<1>;
+  exit(this: void, status: number): never;
+  log(this: void, level: number, ...args: (string | number)[]): void;
+  now(this: void): number;
+  time(this: void): number;
+  update_time(this: void): void;
+  md5(this: void, s: string): string;
+  encode_base64(this: void, s: string, noPadding?: boolean): string;
+  decode_base64(this: void, s: string): string | undefined;
+  escape_uri(this: void, s: string): string;
+  get_phase(this: void): string;
+}
+
+declare const ngx: NgxApi;
