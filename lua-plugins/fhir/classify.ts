@@ -5,6 +5,7 @@
  * Anything that does not parse as one of the R4 interactions is an error value; the caller turns
  * it into a 4xx and the request never reaches the upstream.
  */
+import { matches } from "../core/str";
 import type { CostClass } from "../generated/policy";
 
 export type Interaction =
@@ -58,17 +59,17 @@ export function isSupportedMethod(method: string): boolean {
 /** FHIR id: [A-Za-z0-9\-\.]{1,64}. */
 export function isValidId(s: string): boolean {
   const n = s.length;
-  return n >= 1 && n <= 64 && find(s, "[^%w%-%.]") === undefined;
+  return n >= 1 && n <= 64 && !matches(s, "[^%w%-%.]");
 }
 
 /** `$name`: a letter, then letters, digits or dashes. */
 function isValidOperation(s: string): boolean {
-  return s.length >= 2 && s.length <= 64 && find(s, "^%$%a[%w%-]*$") !== undefined;
+  return s.length >= 2 && s.length <= 64 && matches(s, "^%$%a[%w%-]*$");
 }
 
 /** Looks like a type name (capitalised word), whether or not R4 knows it. */
 function looksLikeType(s: string): boolean {
-  return s.length <= 64 && find(s, "^%u%a*$") !== undefined;
+  return s.length <= 64 && matches(s, "^%u%a*$");
 }
 
 function ok(

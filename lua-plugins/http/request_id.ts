@@ -4,13 +4,13 @@
  * A client's X-Request-ID is kept only when it is 8-128 characters of [A-Za-z0-9._:-], so it can
  * go into logs and headers without escaping. Anything else is replaced by the nginx-generated id.
  */
-const find = string.find;
+import { matches } from "../core/str";
 const sub = string.sub;
 const rep = string.rep;
 
 export function isValidRequestId(s: string): boolean {
   const n = s.length;
-  return n >= 8 && n <= 128 && find(s, "[^%w%._:%-]") === undefined;
+  return n >= 8 && n <= 128 && !matches(s, "[^%w%._:%-]");
 }
 
 const TRACEPARENT = "^00%-" + rep("%x", 32) + "%-" + rep("%x", 16) + "%-%x%x$";
@@ -24,10 +24,10 @@ const ZERO_SPAN = rep("0", 16);
  */
 export function nextTraceparent(incoming: string | undefined, nginxId: string): string {
   const span = sub(nginxId, 1, 16);
-  if (incoming !== undefined && incoming.length === 55 && find(incoming, TRACEPARENT) !== undefined) {
+  if (incoming !== undefined && incoming.length === 55 && matches(incoming, TRACEPARENT)) {
     const trace = sub(incoming, 4, 35);
     const parent = sub(incoming, 37, 52);
-    if (trace !== ZERO_TRACE && parent !== ZERO_SPAN && find(incoming, "%u") === undefined) {
+    if (trace !== ZERO_TRACE && parent !== ZERO_SPAN && !matches(incoming, "%u")) {
       return "00-" + trace + "-" + span + "-" + sub(incoming, 54, 55);
     }
   }

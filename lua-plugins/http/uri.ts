@@ -6,6 +6,7 @@
  * refused. FHIR paths need no percent-encoding at all (ids are [A-Za-z0-9-.], types are
  * letters, operations are `$name`), so a `%` in the path is refused outright.
  */
+import { contains, matches } from "../core/str";
 const find = string.find;
 
 export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment" | "nul";
@@ -14,11 +15,11 @@ export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment" 
 const PATH_BAD = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/]";
 
 export function checkPath(path: string): UriError | undefined {
-  if (find(path, "%", 1, true) !== undefined) return "encoded";
-  if (find(path, PATH_BAD) !== undefined) return "bad_char";
-  if (find(path, "//", 1, true) !== undefined) return "empty_segment";
+  if (contains(path, "%")) return "encoded";
+  if (matches(path, PATH_BAD)) return "bad_char";
+  if (contains(path, "//")) return "empty_segment";
   // "/." or "/.." as a whole segment, in the middle or at the end.
-  if (find(path, "/%.%.?/") !== undefined || find(path, "/%.%.?$") !== undefined) return "dot_segment";
+  if (matches(path, "/%.%.?/") || matches(path, "/%.%.?$")) return "dot_segment";
   return undefined;
 }
 
@@ -27,8 +28,8 @@ export function checkPath(path: string): UriError | undefined {
  * legitimate FHIR use and is a classic way to split what a gateway and a server see.
  */
 export function checkQuery(args: string): UriError | undefined {
-  if (find(args, "%00", 1, true) !== undefined) return "nul";
-  if (find(args, "[%z\x01-\x1f\x7f]") !== undefined) return "bad_char";
+  if (contains(args, "%00")) return "nul";
+  if (matches(args, "[%z\x01-\x1f\x7f]")) return "bad_char";
   return undefined;
 }
 

@@ -31,8 +31,14 @@ const CLASSIFY_PROBLEM: Record<ClassifyError, [number, IssueCode, string]> = {
   not_found: [404, "not-found", "No FHIR interaction matches this path."],
 };
 
-function refuse(status: number, code: IssueCode, message: string, requestId: string, headers?: Record<string, string>): never {
-  return sendProblem({ status, code, message }, requestId, headers);
+function labels(ctx: RequestCtx): string {
+  return ctx.tenant + "\t" + ctx.interaction + "\t" + ctx.resource_type;
+}
+
+/** Refusals carry what is known so far into the metrics labels. */
+function refuse(ctx: RequestCtx, status: number, code: IssueCode, message: string, headers?: Record<string, string>): never {
+  ngxVar.fe_labels = labels(ctx);
+  return sendProblem({ status, code, message }, ctx.request_id, headers);
 }
 
 export function run(this: void): void {
@@ -46,42 +52,42 @@ export function run(this: void): void {
   const method = req.get_method();
   const [path, args] = splitTarget(ngxVar.request_uri ?? "");
   if (checkPath(path) !== undefined) {
-    return refuse(400, "invalid", "The request path has an encoded, empty or dot segment, or a character FHIR paths do not use.", requestId);
+    return refuse(ctx, 400, "invalid", "The request path has an encoded, empty or dot segment, or a character FHIR paths do not use.");
   }
   if (args !== undefined && checkQuery(args) !== undefined) {
-    return refuse(400, "invalid", "The query string holds a NUL or control character.", requestId);
+    return refuse(ctx, 400, "invalid", "The query string holds a NUL or control character.");
   }
   if (!isSupportedMethod(method)) {
-    return refuse(405, "not-supported", "The method is not supported by this FHIR gateway.", requestId, ALLOW);
+    return refuse(ctx, 405, "not-supported", "The method is not supported by this FHIR gateway.", ALLOW);
   }
 
   const rawHost = ngxVar.http_host;
   const host = normalizeHost(rawHost);
   if (rawHost !== undefined && host === undefined) {
-    return refuse(400, "invalid", "The Host header is malformed.", requestId);
+    return refuse(ctx, 400, "invalid", "The Host header is malformed.");
   }
   const [tenant, mode] = resolve(gw.index, undefined, host, path, ngxVar[gw.tenantHeaderVar]);
   if (tenant === undefined || mode === undefined) {
-    return refuse(404, "not-found", "No tenant matches this request.", requestId);
+    return refuse(ctx, 404, "not-found", "No tenant matches this request.");
   }
   ctx.tenant = tenant.id;
   const fpath = fhirPath(tenant, mode, path);
   if (fpath === undefined) {
-    return refuse(404, "not-found", "The path is not under this tenant's FHIR base.", requestId);
+    return refuse(ctx, 404, "not-found", "The path is not under this tenant's FHIR base.");
   }
 
   const [c, err] = classify(method, fpath, gw.resourceTypes);
   if (c === undefined) {
     const p = CLASSIFY_PROBLEM[err!];
-    return refuse(p[0], p[1], p[2], requestId, p[0] === 405 ? ALLOW : undefined);
+    return refuse(ctx, p[0], p[1], p[2], p[0] === 405 ? ALLOW : undefined);
   }
   ctx.interaction = c.interaction;
   if (c.resource_type !== undefined) ctx.resource_type = c.resource_type;
-  ngxVar.fe_labels = tenant.id + "\t" + c.interaction + "\t" + ctx.resource_type;
+  ngxVar.fe_labels = labels(ctx);
 
   const route = gw.matchRoute(tenant, c);
   if (route !== undefined) {
-    if (route.deny) return refuse(403, "forbidden", "This interaction is not allowed on this tenant.", requestId);
+    if (route.deny) return refuse(ctx, 403, "forbidden", "This interaction is not allowed on this tenant.");
     if (route.cost !== undefined) c.cost = route.cost;
   }
 

@@ -2,7 +2,6 @@
  * init_by_lua and init_worker_by_lua. Loading every hot module in the master means a policy
  * that cannot load fails `nginx -t` (and so a reload is refused) instead of failing requests.
  */
-import * as cjson from "cjson.safe";
 import "../core/gateway";
 import "./access";
 import "./header_filter";
@@ -11,7 +10,7 @@ import "./errors";
 import "./admin";
 
 export function init(this: void): void {
-  cjson.encode_empty_table_as_object(false);
+  // Loading happens through the imports above; nothing else to do once they resolved.
 }
 
 export function init_worker(this: void): void {

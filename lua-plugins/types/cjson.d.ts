@@ -4,7 +4,5 @@ declare module "cjson.safe" {
   export function encode(value: unknown): LuaMultiReturn<[string, undefined] | [undefined, string]>;
   /** @noSelf */
   export function decode(text: string): LuaMultiReturn<[unknown, undefined] | [undefined, string]>;
-  /** @noSelf */
-  export function encode_empty_table_as_object(on: boolean): void;
-  export const empty_array: unknown;
+  // Debian's lua-cjson 2.1.0 lacks OpenResty's encode_empty_table_as_object and empty_array.
 }

@@ -1,0 +1,83 @@
+/**
+ * Starts the real stack once for the integration project, all on ephemeral loopback ports:
+ * the recording Medplum upstream, oidc-provider, and nginx running a bundle built from
+ * test/harness/test.policy.ts. Tests reach it through `stack()` in ./env.ts.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { buildBundle } from "../../compiler/bundle.ts";
+import { activate, up } from "../../compiler/control.ts";
+import { formatDiagnostic } from "../../compiler/diagnostics.ts";
+import { startAuthz } from "../../demo/authz.ts";
+import { startUpstream } from "../../demo/upstream.ts";
+import type { StackInfo } from "./env.ts";
+import { freePort } from "./ports.ts";
+
+const POLICY = path.resolve(import.meta.dirname, "test.policy.ts");
+
+async function waitHealthy(admin: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${admin}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`gateway admin ${admin} not healthy after ${timeoutMs} ms`);
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const upstream = await startUpstream({ port: 0, tenants: ["acme", "globex", "hosty", "heady"] });
+  const authz = await startAuthz({ port: 0 });
+  const stateDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-it-"));
+  const gatewayPort = await freePort();
+  const adminPort = await freePort();
+
+  process.env["FHIR_EDGE_TEST_UPSTREAM"] = upstream.url;
+  const built = await buildBundle({
+    policyFile: POLICY,
+    stateDir,
+    options: { listen: `127.0.0.1:${gatewayPort}`, admin: `127.0.0.1:${adminPort}`, workers: 1 },
+  });
+  if (built.version === undefined) {
+    throw new Error(`test policy does not build:\n${built.diagnostics.map(formatDiagnostic).join("\n")}`);
+  }
+  activate(stateDir, built.version);
+  const nginx = await up({ stateDir, foreground: true });
+  const admin = `http://127.0.0.1:${adminPort}`;
+  await waitHealthy(admin, 10_000);
+
+  const info: StackInfo = {
+    gateway: `http://127.0.0.1:${gatewayPort}`,
+    gatewayPort,
+    admin,
+    upstream: upstream.url,
+    authz: {
+      issuer: authz.issuer,
+      tokenEndpoint: authz.tokenEndpoint,
+      client: authz.introspectionClient,
+    },
+    stateDir,
+    errorLog: path.join(stateDir, "logs", "error.log"),
+    policyFile: POLICY,
+    version: built.version,
+  };
+  project.provide("stack", info);
+
+  return async () => {
+    const child = nginx.child;
+    if (child !== undefined && child.exitCode === null) {
+      const exited = new Promise((r) => child.once("exit", r));
+      child.kill("SIGQUIT");
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    await authz.close();
+    await upstream.close();
+    if (process.env["FHIR_EDGE_KEEP_STATE"] === undefined) rmSync(stateDir, { recursive: true, force: true });
+  };
+}
