@@ -1,0 +1,29 @@
+import type { Check } from "./types.ts";
+import { duplicateHeaderValue } from "./duplicate-header-value.ts";
+import { duplicateHost } from "./duplicate-host.ts";
+import { duplicateRouteId } from "./duplicate-route-id.ts";
+import { duplicateTenantId } from "./duplicate-tenant-id.ts";
+import { headerName } from "./header-name.ts";
+import { operationName } from "./operation-name.ts";
+import { pathPrefixOverlap } from "./path-prefix-overlap.ts";
+import { unknownInteraction } from "./unknown-interaction.ts";
+import { unknownResourceType } from "./unknown-resource-type.ts";
+import { unreachableTenant } from "./unreachable-tenant.ts";
+import { upstreamUrl } from "./upstream-url.ts";
+
+export type { Check } from "./types.ts";
+
+/** Every semantic rule, in code order. A new rule takes a new code; old codes are never reused. */
+export const CHECKS: readonly Check[] = [
+  pathPrefixOverlap,
+  duplicateTenantId,
+  duplicateHost,
+  duplicateHeaderValue,
+  unreachableTenant,
+  upstreamUrl,
+  unknownResourceType,
+  unknownInteraction,
+  duplicateRouteId,
+  operationName,
+  headerName,
+];

@@ -1,0 +1,213 @@
+/**
+ * `fhir-edge <command>`: build, check, up, down, status, reload, rollback, bootstrap, demo.
+ * Returns the exit code instead of exiting, so tests can call it.
+ */
+import path from "node:path";
+import { parseArgs } from "node:util";
+import type { BuildOptions } from "../../nginx/gateway-conf.ts";
+import { buildBundle } from "../bundle.ts";
+import { activate, ControlError, down, reload, rollback, status, testConf, up } from "../control.ts";
+import { formatDiagnostic, type Diagnostic } from "../diagnostics.ts";
+import { loadPolicy } from "../load.ts";
+import { bootstrap, BootstrapError } from "../runtime.ts";
+import { validatePolicy } from "../validate.ts";
+
+const USAGE = `usage: fhir-edge <command> [options]
+
+commands:
+  check       validate the policy and print every diagnostic
+  build       check, then write <state>/bundles/<version>/ (prints the version)
+  up          build, make it current and start nginx (--foreground: stay attached)
+  down        stop nginx gracefully
+  status      running or not, current and previous version
+  reload      build, nginx -t, switch current, HUP, wait for /healthz to show the new version
+  rollback    switch back to the previous version, HUP, wait likewise
+  bootstrap   check the nginx/Lua runtime and test tools; install them with apt when root
+              (--check: only check)
+  demo ...    the embedded demo stack (see demo/cli.ts)
+
+options:
+  --policy FILE    policy file (default ./gateway.policy.ts)
+  --state DIR      state dir (default $FHIR_EDGE_STATE or ./.fhir-edge)
+  --listen ADDR    gateway address (default 127.0.0.1:8080)
+  --admin ADDR     admin address for /metrics and /healthz (default 127.0.0.1:9145)
+  --workers N      nginx worker processes (default 1)
+  --help
+`;
+
+interface Flags {
+  readonly policy: string;
+  readonly state: string;
+  readonly options: Partial<BuildOptions>;
+  readonly foreground: boolean;
+  readonly checkOnly: boolean;
+}
+
+type Out = (line: string) => void;
+
+function parseFlags(args: string[]): Flags | string {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: false,
+      options: {
+        policy: { type: "string" },
+        state: { type: "string" },
+        listen: { type: "string" },
+        admin: { type: "string" },
+        workers: { type: "string" },
+        foreground: { type: "boolean" },
+        check: { type: "boolean" },
+      },
+    });
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const v = parsed.values;
+  const options: { -readonly [K in keyof BuildOptions]?: BuildOptions[K] } = {};
+  if (v.listen !== undefined) options.listen = v.listen;
+  if (v.admin !== undefined) options.admin = v.admin;
+  if (v.workers !== undefined) {
+    const n = Number(v.workers);
+    if (!Number.isInteger(n) || n < 1 || n > 256) return `--workers must be an integer 1-256, got ${v.workers}`;
+    options.workers = n;
+  }
+  return {
+    policy: v.policy ?? "gateway.policy.ts",
+    state: v.state ?? process.env["FHIR_EDGE_STATE"] ?? ".fhir-edge",
+    options,
+    foreground: v.foreground ?? false,
+    checkOnly: v.check ?? false,
+  };
+}
+
+function printDiagnostics(ds: readonly Diagnostic[], err: Out): void {
+  for (const d of ds) err(formatDiagnostic(d));
+  if (ds.length > 0) err(`${ds.length} error${ds.length === 1 ? "" : "s"}`);
+}
+
+async function check(f: Flags, out: Out, err: Out): Promise<number> {
+  const loaded = await loadPolicy(f.policy);
+  const validated = loaded.raw === undefined ? { diagnostics: [], policy: undefined } : validatePolicy(loaded.raw, loaded.tenantSources);
+  const ds = [...loaded.diagnostics, ...validated.diagnostics];
+  printDiagnostics(ds, err);
+  if (ds.length > 0 || validated.policy === undefined) return 1;
+  out(`ok: ${path.relative(process.cwd(), path.resolve(f.policy))}, ${validated.policy.tenants.length} tenant(s)`);
+  return 0;
+}
+
+async function build(f: Flags, out: Out, err: Out): Promise<string | undefined> {
+  const r = await buildBundle({ policyFile: f.policy, stateDir: f.state, options: f.options });
+  printDiagnostics(r.diagnostics, err);
+  if (r.version === undefined) return undefined;
+  out(`${r.reused ? "unchanged" : "built"} ${r.version} ${r.dir ?? ""}`);
+  return r.version;
+}
+
+async function upCommand(f: Flags, out: Out, err: Out): Promise<number> {
+  const version = await build(f, out, err);
+  if (version === undefined) return 1;
+  if (status({ stateDir: f.state }).running) {
+    err("already running; use `fhir-edge reload` to switch to a new build");
+    return 1;
+  }
+  const t = testConf(f.state, version);
+  if (!t.ok) {
+    err(`nginx -t failed:\n${t.output}`);
+    return 1;
+  }
+  activate(f.state, version);
+  const r = await up({ stateDir: f.state, foreground: f.foreground });
+  if (r.child === undefined) {
+    out(`up: pid ${String(r.pid)}, version ${version}`);
+    return 0;
+  }
+  const child = r.child;
+  const stop = (): void => {
+    child.kill("SIGQUIT");
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return await new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? 0)));
+}
+
+async function run(cmd: string, f: Flags, out: Out, err: Out): Promise<number> {
+  switch (cmd) {
+    case "check":
+      return check(f, out, err);
+    case "build":
+      return (await build(f, out, err)) === undefined ? 1 : 0;
+    case "up":
+      return upCommand(f, out, err);
+    case "down":
+      out((await down({ stateDir: f.state })) ? "stopped" : "not running");
+      return 0;
+    case "status": {
+      const s = status({ stateDir: f.state });
+      out(`running: ${s.running ? `yes (pid ${String(s.pid)})` : "no"}`);
+      out(`current: ${s.current ?? "-"}`);
+      out(`previous: ${s.previous ?? "-"}`);
+      return 0;
+    }
+    case "reload": {
+      const r = await reload({ policyFile: f.policy, stateDir: f.state, options: f.options });
+      printDiagnostics(r.build.diagnostics, err);
+      if (!r.ok) {
+        err(`reload refused: ${r.error}`);
+        return 1;
+      }
+      const s = r.switched;
+      out(s.signalled ? `reloaded: ${s.version} (previous ${s.previous ?? "-"})` : `current: ${s.version} (nginx not running or already current)`);
+      return 0;
+    }
+    case "rollback": {
+      const s = await rollback({ stateDir: f.state });
+      out(`rolled back to ${s.version}${s.signalled ? "" : " (nginx not running)"}`);
+      return 0;
+    }
+    case "bootstrap": {
+      const r = bootstrap({ install: !f.checkOnly, log: out });
+      out(`runtime: ${r.runtime.kind} ${r.runtime.nginx}${r.installed ? " (installed missing packages)" : ""}`);
+      return 0;
+    }
+    default:
+      err(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+interface DemoModule {
+  runDemoCommand(argv: string[]): Promise<number | void> | number | void;
+}
+
+async function demo(argv: string[]): Promise<number> {
+  // A variable specifier keeps the demo (and its heavy deps) out of every other command.
+  const spec = "../../demo/cli.ts";
+  const mod = (await import(spec)) as DemoModule;
+  const code = await mod.runDemoCommand(argv);
+  return typeof code === "number" ? code : 0;
+}
+
+export async function main(argv: string[], out: Out = console.log, err: Out = console.error): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === "demo") return demo(rest);
+  if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help" || rest.includes("--help")) {
+    out(USAGE);
+    return cmd === undefined ? 2 : 0;
+  }
+  const f = parseFlags(rest);
+  if (typeof f === "string") {
+    err(`${f}\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(cmd, f, out, err);
+  } catch (e) {
+    if (e instanceof ControlError || e instanceof BootstrapError) {
+      err(e.message);
+      return 1;
+    }
+    throw e;
+  }
+}

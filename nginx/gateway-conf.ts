@@ -1,0 +1,155 @@
+/**
+ * The nginx.conf of a bundle, per the contract in docs/internals.md. Everything is absolute or
+ * under the state dir, so the conf never depends on /etc/nginx.
+ */
+import type { PolicyIR } from "../compiler/ir.ts";
+import { blank, block, comment, d, lua, type ConfNode } from "./model.ts";
+
+/** What the conf needs to know about the nginx build it runs on (see compiler/runtime.ts). */
+export interface ConfRuntime {
+  /** Absolute `.so` paths in load order (ndk before lua); empty for OpenResty. */
+  readonly loadModules: readonly string[];
+  /** Extra Lua search path entries after the bundle's own (`/usr/share/lua/5.1/?.lua`). */
+  readonly luaPath: readonly string[];
+  readonly luaCpath: readonly string[];
+}
+
+export interface BuildOptions {
+  /** `host:port` of the gateway server. @default "127.0.0.1:8080" */
+  readonly listen: string;
+  /** `host:port` of the admin server (metrics, healthz). @default "127.0.0.1:9145" */
+  readonly admin: string;
+  /** @default 1 */
+  readonly workers: number;
+}
+
+export const DEFAULT_BUILD_OPTIONS: BuildOptions = { listen: "127.0.0.1:8080", admin: "127.0.0.1:9145", workers: 1 };
+
+export interface GatewayConfInput {
+  readonly ir: PolicyIR;
+  readonly version: string;
+  readonly stateDir: string;
+  readonly bundleDir: string;
+  readonly runtime: ConfRuntime;
+  readonly options: BuildOptions;
+}
+
+/** Statuses nginx itself may produce (494: headers too large); all become OperationOutcomes. */
+const ERROR_STATUSES = [400, 403, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504];
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+function upstreams(ir: PolicyIR): ConfNode[] {
+  return ir.tenants.map((t) =>
+    block("upstream", [t.upstream.name], [
+      d("server", `${t.upstream.host}:${t.upstream.port}`),
+      ...(t.upstream.keepalive > 0 ? [d("keepalive", t.upstream.keepalive)] : []),
+    ]),
+  );
+}
+
+function gatewayServer(input: GatewayConfInput): ConfNode {
+  const { ir, options } = input;
+  // proxy_*_timeout cannot take variables in nginx 1.22, so one value serves every tenant:
+  // the largest, so no tenant is cut short. Per-tenant timeouts need a balancer_by_lua step.
+  const connect = Math.max(...ir.tenants.map((t) => t.upstream.connect_timeout_ms), 1000);
+  const read = Math.max(...ir.tenants.map((t) => t.upstream.read_timeout_ms), 1000);
+  return block("server", [], [
+    // No reuseport: with it a second gateway on the same port would bind silently instead of failing.
+    d("listen", options.listen),
+    d("server_name", "_"),
+    // A URI, not a named location: nginx cannot redirect to a named location before it has
+    // parsed a URI (a 414 or a bad request line), and the URI form keeps $status and our vars.
+    d("error_page", ...ERROR_STATUSES, "/__fe_error"),
+    // Server level, so the error page and every location count and tag their responses too.
+    lua("header_filter_by_lua_block", 'require("phases.header_filter").run()'),
+    lua("log_by_lua_block", 'require("phases.log").run()'),
+    blank,
+    block("location", ["/"], [
+      d("set", "$fe_upstream", ""),
+      d("set", "$fe_upstream_uri", ""),
+      d("set", "$fe_upstream_host", ""),
+      d("set", "$fe_upstream_scheme", "http"),
+      // Written by the access phase; variables survive the internal redirect to /__fe_error,
+      // where ngx.ctx does not.
+      d("set", "$fe_request_id", ""),
+      d("set", "$fe_labels", ""),
+      lua("access_by_lua_block", 'require("phases.access").run()'),
+      d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
+      d("proxy_http_version", "1.1"),
+      d("proxy_set_header", "Connection", ""),
+      d("proxy_set_header", "Host", "$fe_upstream_host"),
+      d("proxy_ssl_server_name", "on"),
+      d("proxy_ssl_name", "$fe_upstream_host"),
+      d("proxy_connect_timeout", seconds(connect)),
+      d("proxy_read_timeout", seconds(read)),
+      d("proxy_send_timeout", seconds(read)),
+      // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
+      d("proxy_intercept_errors", "off"),
+    ]),
+    blank,
+    block("location", ["=", "/__fe_error"], [d("internal"), lua("content_by_lua_block", 'require("phases.errors").from_nginx()')]),
+  ]);
+}
+
+function adminServer(input: GatewayConfInput): ConfNode {
+  return block("server", [], [
+    d("listen", input.options.admin),
+    d("server_name", "_"),
+    block("location", ["=", "/metrics"], [lua("content_by_lua_block", 'require("phases.admin").metrics()')]),
+    block("location", ["=", "/healthz"], [lua("content_by_lua_block", 'require("phases.admin").healthz()')]),
+    block("location", ["/"], [d("return", 404)]),
+  ]);
+}
+
+export function gatewayConf(input: GatewayConfInput): ConfNode[] {
+  const { ir, stateDir, bundleDir, runtime, options } = input;
+  const luaDir = `${bundleDir}/lua`;
+  const luaPath = [`${luaDir}/?.lua`, `${luaDir}/?/init.lua`, ...runtime.luaPath].join(";") + ";;";
+  const luaCpath = [...runtime.luaCpath].join(";") + ";;";
+  const tmp = (name: string): ConfNode => d(`${name}_temp_path`, `${stateDir}/tmp/${name}`);
+  return [
+    comment(`Generated by fhir-edge for bundle ${input.version}. Do not edit: rebuild the policy instead.\npolicy: ${ir.name}`),
+    blank,
+    ...runtime.loadModules.map((m) => d("load_module", m)),
+    d("pid", `${stateDir}/run/nginx.pid`),
+    d("error_log", `${stateDir}/logs/error.log`, "warn"),
+    d("worker_processes", options.workers),
+    blank,
+    block("events", [], [d("worker_connections", 4096)]),
+    blank,
+    block("http", [], [
+      d("lua_package_path", luaPath),
+      d("lua_package_cpath", luaCpath),
+      d("lua_shared_dict", "fe_metrics", "8m"),
+      lua("init_by_lua_block", 'require("phases.init").init()'),
+      lua("init_worker_by_lua_block", 'require("phases.init").init_worker()'),
+      blank,
+      tmp("client_body"),
+      tmp("proxy"),
+      tmp("fastcgi"),
+      tmp("uwsgi"),
+      tmp("scgi"),
+      // Off by default: the Lua log phase writes the PHI-free audit trail, and a second
+      // per-request write costs throughput. Turn on by editing here only when debugging.
+      d("access_log", "off"),
+      d("server_tokens", "off"),
+      // $fe_* variables are read on error pages for requests nginx refused before any `set`
+      // ran; empty is the right value there, and a warning per attack request is noise.
+      d("uninitialized_variable_warn", "off"),
+      d("default_type", "application/octet-stream"),
+      // A request line or header over 8 KB is a 414/400, never a larger allocation.
+      d("large_client_header_buffers", 4, "8k"),
+      d("client_max_body_size", ir.limits.max_body_bytes),
+      d("keepalive_timeout", "65s"),
+      blank,
+      ...upstreams(ir),
+      blank,
+      gatewayServer(input),
+      blank,
+      adminServer(input),
+    ]),
+  ];
+}

@@ -1,0 +1,47 @@
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { main } from "../../../compiler/cli/main.ts";
+import { REPO, tempProject, TWO_TENANTS, type TempProject } from "./temp-project.ts";
+
+let project: TempProject | undefined;
+afterEach(() => project?.cleanup());
+
+async function run(argv: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(argv, (l) => out.push(l), (l) => err.push(l));
+  return { code, out, err };
+}
+
+describe("fhir-edge CLI", () => {
+  it("check passes the example policy", async () => {
+    const r = await run(["check", "--policy", path.join(REPO, "examples", "gateway.policy.ts")]);
+    expect(r.code).toBe(0);
+    expect(r.out.join("\n")).toContain("2 tenant(s)");
+  });
+
+  it("check prints every diagnostic in one run and exits 1", async () => {
+    project = tempProject();
+    project.writePolicy(TWO_TENANTS.replace('"/globex"', '"/acme"').replace("http://127.0.0.1:8103/globex/R4", "ftp://x"));
+    const r = await run(["check", "--policy", project.policyFile]);
+    expect(r.code).toBe(1);
+    expect(r.err).toEqual([
+      'FE2101 tenants[1].pathPrefix: duplicates tenants[0].pathPrefix "/acme" (hint: give each tenant its own prefix)',
+      'FE2201 tenants[1].upstream.url: scheme "ftp" is not supported (hint: use http or https)',
+      "2 errors",
+    ]);
+  });
+
+  it("prints usage for --help and rejects unknown commands and flags", async () => {
+    expect((await run(["--help"])).out.join("")).toContain("usage: fhir-edge");
+    expect((await run(["frobnicate"])).code).toBe(2);
+    expect((await run(["check", "--nope"])).code).toBe(2);
+    expect((await run(["build", "--workers", "zero"])).code).toBe(2);
+  });
+
+  it("status works on an empty state dir", async () => {
+    project = tempProject();
+    const r = await run(["status", "--state", project.stateDir]);
+    expect(r.out).toEqual(["running: no", "current: -", "previous: -"]);
+  });
+});

@@ -1,0 +1,10 @@
+/** In-memory policies for the compiler tests: a valid base that each test bends one way. */
+import type { PolicyInput, TenantProps } from "../../../policy-dsl/index.ts";
+
+export function tenant(id: string, extra: Partial<TenantProps> = {}): TenantProps {
+  return { id, pathPrefix: `/${id}`, upstream: { url: `http://127.0.0.1:8103/${id}/R4` }, ...extra };
+}
+
+export function policy(tenants: readonly TenantProps[], extra: Partial<PolicyInput> = {}): PolicyInput {
+  return { name: "test", tenants, ...extra };
+}
