@@ -5,7 +5,7 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { BuildOptions } from "../../nginx/gateway-conf.ts";
-import { buildBundle } from "../bundle.ts";
+import { buildBundle, stateDirFrom } from "../bundle.ts";
 import { activate, ControlError, down, reload, rollback, status, testConf, up } from "../control.ts";
 import { formatDiagnostic, type Diagnostic } from "../diagnostics.ts";
 import { loadPolicy } from "../load.ts";
@@ -28,7 +28,7 @@ commands:
 
 options:
   --policy FILE    policy file (default ./gateway.policy.ts)
-  --state DIR      state dir (default $FHIR_EDGE_STATE or ./.fhir-edge)
+  --state DIR      state dir (default $FHIR_EDGE_STATE or ./dist)
   --listen ADDR    gateway address (default 127.0.0.1:8080)
   --admin ADDR     admin address for /metrics and /healthz (default 127.0.0.1:9145)
   --workers N      nginx worker processes (default 1)
@@ -75,7 +75,7 @@ function parseFlags(args: string[]): Flags | string {
   }
   return {
     policy: v.policy ?? "gateway.policy.ts",
-    state: v.state ?? process.env["FHIR_EDGE_STATE"] ?? ".fhir-edge",
+    state: stateDirFrom(v.state),
     options,
     foreground: v.foreground ?? false,
     checkOnly: v.check ?? false,
