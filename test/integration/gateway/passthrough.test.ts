@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { clearUpstream, seededPatients, stack, upstreamRequests } from "../../harness/env.ts";
 import { expectOutcome } from "../../harness/fhir.ts";
+import { rawRequest } from "../../harness/raw-http.ts";
 
 interface Bundle {
   resourceType: string;
@@ -62,8 +63,10 @@ describe("pass-through gateway", () => {
   });
 
   it("resolves a tenant by Host", async () => {
-    const res = await get("/fhir/Patient", { Host: "hosty.test" });
+    // fetch() cannot set Host, so this goes over a raw socket.
+    const res = await rawRequest(stack().gatewayPort, "GET /fhir/Patient HTTP/1.0\r\nHost: hosty.test:8080\r\n\r\n");
     expect(res.status).toBe(200);
+    expect((JSON.parse(res.body) as Bundle).type).toBe("searchset");
     const seen = await upstreamRequests();
     expect(seen[0]?.url).toBe("/hosty/R4/Patient");
     expect(seen[0]?.headers["x-tenant-id"]).toBe("hosty");
@@ -76,8 +79,8 @@ describe("pass-through gateway", () => {
   });
 
   it("never switches tenants silently: a Host tenant with another tenant's path is a 404", async () => {
-    const res = await get("/acme/fhir/Patient", { Host: "hosty.test" });
-    expectOutcome(res.status, 404, res.headers.get("content-type"), await res.text());
+    const res = await rawRequest(stack().gatewayPort, "GET /acme/fhir/Patient HTTP/1.0\r\nHost: hosty.test\r\n\r\n");
+    expectOutcome(res.status, 404, res.headers["content-type"], res.body);
     expect(await upstreamRequests()).toHaveLength(0);
   });
 

@@ -16,9 +16,13 @@ function counter(metrics: PromMetric[], name: string, labels: Record<string, str
   return Number(series?.value ?? 0);
 }
 
-function histogramCount(metrics: PromMetric[], tenant: string): number {
-  const m = metrics.find((x) => x.name === "fe_request_duration_seconds");
-  return Number(m?.metrics.find((s) => s.labels?.["tenant"] === tenant)?.count ?? 0);
+/**
+ * parse-prometheus-text-format 1.1.1 drops the labels, sum and count of labelled histograms
+ * (it keeps one bucket set), so the per-tenant count is read from its own sample line.
+ */
+function histogramCount(text: string, tenant: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`fe_request_duration_seconds_count{tenant="${tenant}"} `));
+  return Number(line?.split(" ")[1] ?? 0);
 }
 
 describe("/metrics", () => {
@@ -26,7 +30,7 @@ describe("/metrics", () => {
     const labels = { tenant: "globex", interaction: "search-type", resource_type: "Encounter", status_class: "2xx" };
     const before = await scrape();
     const c0 = counter(before.metrics, "fe_requests_total", labels);
-    const h0 = histogramCount(before.metrics, "globex");
+    const h0 = histogramCount(before.text, "globex");
     for (let i = 0; i < 3; i++) expect((await fetch(`${stack().gateway}/globex/fhir/Encounter`)).status).toBe(200);
     await fetch(`${stack().gateway}/globex/fhir/Nope`);
 
@@ -35,7 +39,10 @@ describe("/metrics", () => {
     expect(types.get("fe_requests_total")).toBe("COUNTER");
     expect(types.get("fe_request_duration_seconds")).toBe("HISTOGRAM");
     expect(counter(after.metrics, "fe_requests_total", labels) - c0).toBe(3);
-    expect(histogramCount(after.metrics, "globex") - h0).toBe(4);
+    expect(histogramCount(after.text, "globex") - h0).toBe(4);
+    // Buckets are cumulative and end at +Inf, which equals the count.
+    const inf = after.text.split("\n").find((l) => l.startsWith('fe_request_duration_seconds_bucket{tenant="globex",le="+Inf"} '));
+    expect(Number(inf?.split(" ")[1])).toBe(histogramCount(after.text, "globex"));
     expect(counter(after.metrics, "fe_requests_total", { tenant: "globex", interaction: "none", status_class: "4xx" })).toBeGreaterThan(0);
     expect(after.text).toContain(`fe_build_info{version="${stack().version}"} 1`);
   });

@@ -1,0 +1,291 @@
+/**
+ * The demo and test authorization server: a real oidc-provider issuing SMART-scoped access
+ * tokens for the client_credentials grant, either as JWTs (RS256, PS256 or ES256, keys in JWKS)
+ * or opaque (RFC 7662 introspection, RFC 7009 revocation). Tokens carry `tenant`, and optionally
+ * `patient` and `fhirUser`, as claims or as introspection fields.
+ *
+ * The token request picks the format and claims with extra form fields (`token_format`, `alg`,
+ * `tenant`, `patient`, `fhir_user`, `expires_in`): this is a test peer, so the client says
+ * what it wants and gets it, which lets tests reach every branch of the gateway.
+ *
+ *   npx tsx demo/authz.ts [--port 8104]
+ */
+import { generateKeyPairSync, randomBytes, type JsonWebKey } from "node:crypto";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+
+export const DEFAULT_AUDIENCE = "https://fhir-edge.local/fhir";
+
+export type TokenAlg = "RS256" | "ES256" | "PS256";
+
+export interface MintRequest {
+  readonly tenant: string;
+  /** Space-separated SMART scopes, e.g. "patient/Observation.rs launch/patient". */
+  readonly scope: string;
+  readonly patient?: string;
+  readonly fhirUser?: string;
+  /** @default "jwt" */
+  readonly format?: "jwt" | "opaque";
+  /** @default "RS256" */
+  readonly alg?: TokenAlg;
+  /** Seconds, 1-86400. @default 600 */
+  readonly expiresIn?: number;
+  /** Resource indicator, which becomes `aud`. @default the server's audience */
+  readonly audience?: string;
+}
+
+export interface ClientCredentials {
+  readonly id: string;
+  readonly secret: string;
+}
+
+export interface AuthzCounters {
+  jwks: number;
+  introspection: number;
+  token: number;
+  discovery: number;
+}
+
+export interface Authz {
+  /** http://host:port */
+  readonly issuer: string;
+  readonly port: number;
+  readonly audience: string;
+  readonly jwksUri: string;
+  readonly tokenEndpoint: string;
+  readonly introspectionEndpoint: string;
+  readonly revocationEndpoint: string;
+  /** The client the demo app mints tokens with (client_credentials). */
+  readonly demoClient: ClientCredentials;
+  /** The client the gateway introspects with (client_secret_basic). */
+  readonly introspectionClient: ClientCredentials;
+  mintToken(req: MintRequest): Promise<string>;
+  revoke(token: string): Promise<void>;
+  counters(): AuthzCounters;
+  resetCounters(): void;
+  close(): Promise<void>;
+}
+
+export interface AuthzOptions {
+  readonly host?: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** @default DEFAULT_AUDIENCE */
+  readonly audience?: string;
+  /** Fixed client secrets, so a restarted demo keeps working with saved settings. @default random */
+  readonly secrets?: { readonly demo?: string; readonly gateway?: string };
+}
+
+/**
+ * SMART v1 (`patient/Observation.read`) and v2 (`patient/Observation.rs`, with optional query
+ * constraints) resource scopes, launch scopes, and the OpenID ones a SMART client may send.
+ */
+const SMART_SCOPE =
+  /^((patient|user|system)\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)(\?[A-Za-z0-9_.:|,=&-]+)?|launch(\/patient|\/encounter)?|openid|fhirUser|profile|offline_access|online_access)$/;
+
+export function isSmartScope(s: string): boolean {
+  return s !== "" && SMART_SCOPE.test(s);
+}
+
+const ALGS: readonly TokenAlg[] = ["RS256", "ES256", "PS256"];
+
+/** A form field of the token request, as oidc-provider parsed it. */
+function field(ctx: KoaContextWithOIDC, name: string): string | undefined {
+  const body = (ctx.oidc as unknown as { body?: Record<string, unknown> }).body;
+  const v = body?.[name];
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+function keys(): JsonWebKey[] {
+  const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
+  const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" });
+  const id = randomBytes(4).toString("hex");
+  // One RSA key serves RS256 and PS256; oidc-provider picks a key by its type for the alg.
+  return [
+    { ...rsa, kid: `rsa-${id}`, use: "sig" },
+    { ...ec, kid: `ec-${id}`, use: "sig", alg: "ES256" },
+  ];
+}
+
+export async function mintTokenHttp(tokenEndpoint: string, clientId: string, secret: string, req: MintRequest): Promise<string> {
+  const form = new URLSearchParams({
+    grant_type: "client_credentials",
+    scope: req.scope,
+    tenant: req.tenant,
+    token_format: req.format ?? "jwt",
+    alg: req.alg ?? "RS256",
+  });
+  if (req.patient !== undefined) form.set("patient", req.patient);
+  if (req.fhirUser !== undefined) form.set("fhir_user", req.fhirUser);
+  if (req.expiresIn !== undefined) form.set("expires_in", String(req.expiresIn));
+  if (req.audience !== undefined) form.set("resource", req.audience);
+  const res = await fetch(tokenEndpoint, {
+    method: "POST",
+    headers: {
+      authorization: `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(secret)}`).toString("base64")}`,
+      "content-type": "application/x-www-form-urlencoded",
+    },
+    body: form,
+  });
+  const body = (await res.json()) as { access_token?: string; error?: string; error_description?: string };
+  if (!res.ok || body.access_token === undefined) {
+    throw new Error(`token request failed (${res.status}): ${body.error ?? ""} ${body.error_description ?? ""}`.trim());
+  }
+  return body.access_token;
+}
+
+export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
+  const host = opts.host ?? "127.0.0.1";
+  const audience = opts.audience ?? DEFAULT_AUDIENCE;
+  const demoClient: ClientCredentials = { id: "demo-app", secret: opts.secrets?.demo ?? randomBytes(24).toString("base64url") };
+  const introspectionClient: ClientCredentials = { id: "fhir-edge-gateway", secret: opts.secrets?.gateway ?? randomBytes(24).toString("base64url") };
+  const counters: AuthzCounters = { jwks: 0, introspection: 0, token: 0, discovery: 0 };
+
+  // Listen first: the issuer must carry the real port, which port 0 only reveals after listen.
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
+  const server = createServer((req, res) => {
+    const path = (req.url ?? "").split("?")[0];
+    if (path === "/jwks") counters.jwks += 1;
+    else if (path === "/token/introspection") counters.introspection += 1;
+    else if (path === "/token") counters.token += 1;
+    else if (path === "/.well-known/openid-configuration") counters.discovery += 1;
+    handler(req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port, host, () => resolve());
+  });
+  const port = (server.address() as AddressInfo).port;
+  const issuer = `http://${host}:${port}`;
+
+  const configuration: Configuration = {
+    clients: [
+      {
+        client_id: demoClient.id,
+        client_secret: demoClient.secret,
+        grant_types: ["client_credentials"],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "client_secret_basic",
+      },
+      {
+        client_id: introspectionClient.id,
+        client_secret: introspectionClient.secret,
+        grant_types: [],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "client_secret_basic",
+      },
+    ],
+    jwks: { keys: keys() as never },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Only the gateway may introspect; the demo app must not read other tokens' contents.
+        allowedPolicy: async (ctx) => ctx.oidc.client?.clientId === introspectionClient.id,
+      },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => audience,
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resource) => {
+          if (!/^https?:\/\//.test(resource)) throw new errors.InvalidTarget("resource must be an absolute http(s) URL");
+          const requested = (field(ctx, "scope") ?? "").split(" ").filter((s) => s !== "");
+          const bad = requested.find((s) => !isSmartScope(s));
+          if (bad !== undefined) throw new errors.InvalidScope("not a SMART scope", bad);
+          const format = field(ctx, "token_format") ?? "jwt";
+          if (format !== "jwt" && format !== "opaque") throw new errors.InvalidRequest("token_format must be jwt or opaque");
+          const alg = (field(ctx, "alg") ?? "RS256") as TokenAlg;
+          if (!ALGS.includes(alg)) throw new errors.InvalidRequest(`alg must be one of ${ALGS.join(", ")}`);
+          const ttl = Number(field(ctx, "expires_in") ?? "600");
+          if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) throw new errors.InvalidRequest("expires_in must be 1-86400 seconds");
+          return {
+            scope: requested.join(" "),
+            audience: resource,
+            accessTokenTTL: ttl,
+            accessTokenFormat: format,
+            ...(format === "jwt" ? { jwt: { sign: { alg } } } : {}),
+          };
+        },
+      },
+    },
+    extraTokenClaims: async (ctx) => {
+      const tenant = field(ctx, "tenant");
+      const patient = field(ctx, "patient");
+      const fhirUser = field(ctx, "fhir_user");
+      return {
+        ...(tenant !== undefined ? { tenant } : {}),
+        ...(patient !== undefined ? { patient } : {}),
+        ...(fhirUser !== undefined ? { fhirUser } : {}),
+      };
+    },
+    cookies: { keys: [randomBytes(32).toString("base64url")] },
+    ttl: {
+      // The resource server's TTL (from expires_in) decides; this is only the fallback.
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
+    },
+    enabledJWA: {
+      clientAuthSigningAlgValues: ["RS256", "PS256", "ES256"],
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+  // The demo runs on plain http on loopback; this is a test peer, not a production issuer.
+  provider.proxy = false;
+  handler = provider.callback();
+
+  const tokenEndpoint = `${issuer}/token`;
+  return {
+    issuer,
+    port,
+    audience,
+    jwksUri: `${issuer}/jwks`,
+    tokenEndpoint,
+    introspectionEndpoint: `${issuer}/token/introspection`,
+    revocationEndpoint: `${issuer}/token/revocation`,
+    demoClient,
+    introspectionClient,
+    mintToken: (req) => mintTokenHttp(tokenEndpoint, demoClient.id, demoClient.secret, req),
+    revoke: async (token) => {
+      // Revocation is authenticated as the client the token was issued to.
+      const res = await fetch(`${issuer}/token/revocation`, {
+        method: "POST",
+        headers: {
+          authorization: `Basic ${Buffer.from(`${demoClient.id}:${demoClient.secret}`).toString("base64")}`,
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ token }),
+      });
+      if (!res.ok) throw new Error(`revocation failed: ${res.status} ${await res.text()}`);
+    },
+    counters: () => ({ ...counters }),
+    resetCounters: () => {
+      counters.jwks = 0;
+      counters.introspection = 0;
+      counters.token = 0;
+      counters.discovery = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { values } = parseArgs({ options: { port: { type: "string" }, host: { type: "string" } } });
+  const a = await startAuthz({ port: Number(values.port ?? "8104"), ...(values.host !== undefined ? { host: values.host } : {}) });
+  console.log(`demo authorization server: ${a.issuer}`);
+  console.log(`  demo client: ${a.demoClient.id} / ${a.demoClient.secret}`);
+  console.log(`  introspection client: ${a.introspectionClient.id} / ${a.introspectionClient.secret}`);
+  const stop = (): void => void a.close().then(() => process.exit(0));
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
