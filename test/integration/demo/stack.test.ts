@@ -1,0 +1,71 @@
+/**
+ * `npm start` as a user runs it (the same script, on free ports and its own state dir): the
+ * printed curl line returns a searchset through the gateway, the demo CLI talks to the running
+ * stack, and Ctrl-C leaves no process and no listener behind.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../../harness/cli.ts";
+import { freePort } from "../../harness/ports.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+const state = mkdtempSync(path.join(tmpdir(), "fhir-edge-demo-"));
+afterAll(() => rmSync(state, { recursive: true, force: true }));
+
+const listening = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const s = net.connect(port, "127.0.0.1");
+    s.once("connect", () => (s.destroy(), resolve(true)));
+    s.once("error", () => resolve(false));
+  });
+
+describe("npm start", () => {
+  it("brings the stack up, its curl line returns a searchset, and Ctrl-C stops everything", async () => {
+    const [gw, admin, up, az] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const child = spawn(
+      path.join(ROOT, "node_modules/.bin/tsx"),
+      ["demo/stack.ts", "--listen", `127.0.0.1:${gw}`, "--admin", `127.0.0.1:${admin}`, "--upstream-port", String(up), "--authz-port", String(az), "--state", state],
+      { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    try {
+      const deadline = Date.now() + 45_000;
+      while (!out.includes("Ctrl-C stops everything") && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(out).toContain("Ctrl-C stops everything");
+
+      const curl = out.split("\n").find((l) => l.trim().startsWith("curl "));
+      expect(curl).toBeDefined();
+      const m = /-H '([^']+)' '([^']+)'/.exec(curl ?? "");
+      expect(m?.[2]).toBe(`http://127.0.0.1:${gw}/acme/fhir/Patient?_count=5`);
+      const r = spawnSync("curl", ["-s", "-H", m?.[1] ?? "", m?.[2] ?? ""], { encoding: "utf8" });
+      const bundle = JSON.parse(r.stdout) as { resourceType: string; type: string; entry: unknown[] };
+      expect(bundle).toMatchObject({ resourceType: "Bundle", type: "searchset" });
+      expect(bundle.entry.length).toBeGreaterThan(0);
+
+      const patients = await runCli(["demo", "patients", "--tenant", "globex", "--state", state]);
+      expect(patients.code).toBe(0);
+      expect(patients.stdout.trim().split("\n")).toEqual(["globex-p1", "globex-p2", "globex-p3", "globex-p4", "globex-p5"]);
+      const token = await runCli(["demo", "token", "--tenant", "acme", "--scope", "patient/*.rs", "--patient", "acme-p1", "--opaque", "--state", state]);
+      expect(token.code).toBe(0);
+      expect(token.stdout).toMatch(/^[A-Za-z0-9_-]{20,}\n$/);
+      const bad = await runCli(["demo", "token", "--tenant", "initech", "--scope", "patient/*.rs", "--state", state]);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toBe("");
+      expect(bad.stderr).toContain("unknown tenant");
+    } finally {
+      child.kill("SIGINT");
+      await new Promise((r) => child.once("exit", r));
+    }
+    for (const port of [gw, admin, up, az]) expect(await listening(port)).toBe(false);
+    const nginx = spawnSync("pgrep", ["-f", `nginx.*${state}`], { encoding: "utf8" });
+    expect(nginx.stdout.trim()).toBe("");
+    const after = await runCli(["demo", "patients", "--tenant", "acme", "--state", state]);
+    expect(after.stderr).toContain("npm start");
+  }, 90_000);
+});
