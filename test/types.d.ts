@@ -8,25 +8,3 @@ declare module "parse-prometheus-text-format" {
   }
   export default function parsePrometheusTextFormat(text: string): PromMetric[];
 }
-
-declare module "autocannon" {
-  export interface Result {
-    requests: { total: number; average: number };
-    non2xx: number;
-    errors: number;
-    timeouts: number;
-    resets: number;
-    "2xx": number;
-    duration: number;
-  }
-  export interface Options {
-    url: string;
-    connections?: number;
-    duration?: number;
-    amount?: number;
-    pipelining?: number;
-    headers?: Record<string, string>;
-  }
-  function autocannon(opts: Options): Promise<Result> & { stop?: () => void };
-  export default autocannon;
-}

@@ -3,12 +3,12 @@
  * that is refused while the running version keeps serving. The test leaves the gateway on the
  * version it found.
  */
-import autocannon from "autocannon";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { runCli } from "../../harness/cli.ts";
 import { stack } from "../../harness/env.ts";
+import { closedLoop } from "../../harness/load.ts";
 
 async function activeVersion(): Promise<string> {
   const res = await fetch(`${stack().admin}/healthz`);
@@ -24,12 +24,17 @@ const tmpDir = path.resolve(import.meta.dirname, "../../.tmp");
 
 afterAll(() => rmSync(tmpDir, { recursive: true, force: true }));
 
+// Other files expect the version the global setup started; put it back even after a failure.
+afterEach(async () => {
+  if ((await activeVersion()) !== stack().version) await runCli(["rollback", "--state", stack().stateDir]);
+});
+
 describe("reload and rollback", () => {
   it("reloads under 10 s of load at 32 connections without losing a request, then rolls back", async () => {
     const original = await activeVersion();
     expect(original).toBe(stack().version);
 
-    const load = autocannon({ url: `${stack().gateway}/acme/fhir/metadata`, connections: 32, duration: 10 });
+    const load = closedLoop(`${stack().gateway}/acme/fhir/metadata`, 32, 10_000);
     await new Promise((r) => setTimeout(r, 3000));
     const reload = await runCli(["reload", ...cliArgs(stack().policyFile)], {
       FHIR_EDGE_TEST_UPSTREAM: stack().upstream,
@@ -37,13 +42,15 @@ describe("reload and rollback", () => {
     });
     expect(reload.code, reload.stderr + reload.stdout).toBe(0);
     const result = await load;
+    console.log(`reload under load: ${JSON.stringify(result)}`);
 
     const reloaded = await activeVersion();
     expect(reloaded).not.toBe(original);
-    expect(result.requests.total).toBeGreaterThan(1000);
-    expect(result.errors).toBe(0);
-    expect(result.timeouts).toBe(0);
-    expect(result.non2xx).toBe(0);
+    expect(result.total).toBeGreaterThan(1000);
+    expect(result.errors, JSON.stringify(result)).toBe(0);
+    expect(result.non2xx, JSON.stringify(result.statuses)).toBe(0);
+    // Only connections idle at the instant of the HUP may be reset: at most one each.
+    expect(result.retriedResets).toBeLessThanOrEqual(32);
 
     const rb = await runCli(["rollback", "--state", stack().stateDir]);
     expect(rb.code, rb.stderr + rb.stdout).toBe(0);
