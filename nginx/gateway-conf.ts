@@ -21,7 +21,15 @@ export interface BuildOptions {
   readonly admin: string;
   /** @default 1 */
   readonly workers: number;
+  /**
+   * Request phases left out of the conf, so a benchmark can show what each costs. Not for
+   * production: without `log` there are no metrics, without `header_filter` no X-Request-ID
+   * on responses. @default []
+   */
+  readonly phasesOff?: readonly OptionalPhase[];
 }
+
+export type OptionalPhase = "log" | "header_filter";
 
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = { listen: "127.0.0.1:8080", admin: "127.0.0.1:9145", workers: 1 };
 
@@ -52,6 +60,7 @@ function upstreams(ir: PolicyIR): ConfNode[] {
 
 function gatewayServer(input: GatewayConfInput): ConfNode {
   const { ir, options } = input;
+  const off = new Set(options.phasesOff ?? []);
   // proxy_*_timeout cannot take variables in nginx 1.22, so one value serves every tenant:
   // the largest, so no tenant is cut short. Per-tenant timeouts need a balancer_by_lua step.
   const connect = Math.max(...ir.tenants.map((t) => t.upstream.connect_timeout_ms), 1000);
@@ -64,8 +73,8 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // parsed a URI (a 414 or a bad request line), and the URI form keeps $status and our vars.
     d("error_page", ...ERROR_STATUSES, "/__fe_error"),
     // Server level, so the error page and every location count and tag their responses too.
-    lua("header_filter_by_lua_block", 'require("phases.header_filter").run()'),
-    lua("log_by_lua_block", 'require("phases.log").run()'),
+    ...(off.has("header_filter") ? [] : [lua("header_filter_by_lua_block", 'require("phases.header_filter").run()')]),
+    ...(off.has("log") ? [] : [lua("log_by_lua_block", 'require("phases.log").run()')]),
     blank,
     block("location", ["/"], [
       d("set", "$fe_upstream", ""),

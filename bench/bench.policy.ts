@@ -1,0 +1,32 @@
+/**
+ * The benchmark's gateway policy: the example policy's shape (two tenants by path prefix) on
+ * the static bench upstream. BENCH_ROUTES=off drops the route tables, to show their cost.
+ */
+import { definePolicy, seconds, type RouteProps } from "fhir-edge";
+
+const upstream = process.env["FHIR_EDGE_BENCH_UPSTREAM"] ?? "http://127.0.0.1:8199";
+const routes = (r: RouteProps[]): RouteProps[] => (process.env["BENCH_ROUTES"] === "off" ? [] : r);
+
+export default definePolicy({
+  name: "bench",
+  resolution: { order: ["path"] },
+  tenants: [
+    {
+      id: "acme",
+      pathPrefix: "/acme",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
+      routes: routes([
+        { id: "no-system-export", match: { interactions: ["operation-system"], operations: ["$export"] }, action: "deny" },
+        { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: "high" },
+      ]),
+    },
+    {
+      id: "globex",
+      pathPrefix: "/globex",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
+      routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: "high" }]),
+    },
+  ],
+});

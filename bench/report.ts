@@ -1,0 +1,139 @@
+/**
+ * Results: a dated section at the top of bench/RESULTS.md (earlier runs are kept below, so a
+ * regression shows), and an SVG of latency percentile curves, gateway against bare proxy.
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { AIMS, type Budget } from "./budgets.ts";
+import { percentile, type RunResult } from "./h2load.ts";
+
+export interface TargetMeasure {
+  readonly name: string;
+  readonly description: string;
+  readonly saturation: RunResult;
+  readonly fixedRate: RunResult;
+}
+
+export interface ScenarioMeasure {
+  readonly scenario: string;
+  readonly title: string;
+  readonly budget: Budget;
+  readonly rate: number;
+  readonly targets: readonly TargetMeasure[];
+}
+
+export interface Machine {
+  readonly date: string;
+  readonly cpu: string;
+  readonly cores: number;
+  readonly nginx: string;
+  readonly driver: string;
+  readonly settings: string;
+}
+
+const f = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+const ratio = (a: number, b: number): string => (b > 0 ? `${f(a / b, 2)}x` : "-");
+
+const PCTS = [50, 75, 90, 95, 99, 99.5, 99.9, 100] as const;
+
+/** Percentile curves on a log-scaled latency axis; x is the percentile rank. */
+export function latencySvg(title: string, series: readonly { name: string; sortedMs: Float64Array; color: string }[]): string {
+  const W = 720;
+  const H = 360;
+  const m = { l: 70, r: 160, t: 40, b: 50 };
+  const pw = W - m.l - m.r;
+  const ph = H - m.t - m.b;
+  const values = series.flatMap((s) => PCTS.map((p) => percentile(s.sortedMs, p))).filter((v) => v > 0 && Number.isFinite(v));
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...values))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...values))));
+  const y = (v: number): number => m.t + ph - ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * ph;
+  const x = (i: number): number => m.l + (i / (PCTS.length - 1)) * pw;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${m.l}" y="22" font-size="14">${title}</text>`,
+  ];
+  for (let e = Math.log10(lo); e <= Math.log10(hi) + 1e-9; e++) {
+    const v = Math.pow(10, e);
+    parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`, `<text x="${m.l - 8}" y="${y(v) + 4}" text-anchor="end">${v >= 1 ? v.toFixed(0) : v.toString()} ms</text>`);
+  }
+  PCTS.forEach((p, i) => parts.push(`<text x="${x(i)}" y="${m.t + ph + 20}" text-anchor="middle">${p === 100 ? "max" : `p${p}`}</text>`));
+  series.forEach((s, k) => {
+    const pts = PCTS.map((p, i) => `${x(i).toFixed(1)},${y(percentile(s.sortedMs, p)).toFixed(1)}`).join(" ");
+    parts.push(`<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+    parts.push(`<rect x="${m.l + pw + 20}" y="${m.t + k * 20}" width="12" height="3" fill="${s.color}"/>`, `<text x="${m.l + pw + 38}" y="${m.t + k * 20 + 5}">${s.name}</text>`);
+  });
+  parts.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle">percentile at fixed arrival rate (50% of bare saturation)</text>`, "</svg>");
+  return parts.join("\n");
+}
+
+function verdicts(bare: TargetMeasure, gw: TargetMeasure): string[] {
+  const tput = gw.saturation.rps / bare.saturation.rps;
+  const dp99 = gw.fixedRate.latencyMs.p99 - bare.fixedRate.latencyMs.p99;
+  const spike = gw.fixedRate.latencyMs.max / Math.max(gw.fixedRate.latencyMs.p99, 1e-9);
+  const mark = (ok: boolean): string => (ok ? "met" : "NOT met");
+  return [
+    `- throughput ${f(tput * 100, 1)}% of bare (aim >= ${AIMS.minThroughputRatio * 100}%): ${mark(tput >= AIMS.minThroughputRatio)}`,
+    `- p99 at 50% load ${dp99 >= 0 ? "+" : ""}${f(dp99, 3)} ms over bare (aim <= +${AIMS.maxP99DeltaMs} ms): ${mark(dp99 <= AIMS.maxP99DeltaMs)}`,
+    `- max ${f(gw.fixedRate.latencyMs.max, 2)} ms = ${f(spike, 1)}x its p99 (a spike is > ${AIMS.maxOverP99}x): ${mark(spike <= AIMS.maxOverP99)}`,
+  ];
+}
+
+export function scenarioMarkdown(s: ScenarioMeasure, chartFile: string): string {
+  const bare = s.targets.find((t) => t.name === "bare");
+  const lines: string[] = [
+    `#### ${s.scenario}: ${s.title}`,
+    "",
+    `Fixed arrival rate: ${f(s.rate, 0)} req/s (50% of the bare proxy's saturation). Budget at that rate: p50 < ${s.budget.p50Ms} ms, p99 < ${s.budget.p99Ms} ms, max < ${s.budget.maxMs} ms.`,
+    "",
+    "| target | sat. req/s | vs bare | Little's law | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs bare | budget | non-2xx |",
+    "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|",
+  ];
+  for (const t of s.targets) {
+    const l = t.saturation.littlesLaw;
+    const fr = t.fixedRate.latencyMs;
+    const inBudget = fr.p50 < s.budget.p50Ms && fr.p99 < s.budget.p99Ms && fr.max < s.budget.maxMs;
+    lines.push(
+      `| ${t.description} | ${f(t.saturation.rps, 0)} | ${bare ? ratio(t.saturation.rps, bare.saturation.rps) : "-"} | ${l ? `${l.ok ? "ok" : "BROKEN"} (${f(l.ratio, 2)})` : "-"} | ${f(fr.p50, 3)} | ${f(fr.p99, 3)} | ${f(fr.p999, 3)} | ${f(fr.max, 2)} | ${bare ? ratio(fr.p99, bare.fixedRate.latencyMs.p99) : "-"} | ${inBudget ? "within" : "OVER"} | ${t.saturation.failed + t.fixedRate.failed} |`,
+    );
+  }
+  const gw = s.targets.find((t) => t.name === "gateway");
+  if (bare && gw) lines.push("", "Against the aims for the full policy chain:", ...verdicts(bare, gw));
+  lines.push("", `![latency percentiles, ${s.scenario}](${chartFile})`, "");
+  return lines.join("\n");
+}
+
+export interface LuaMicro {
+  readonly rows: readonly { name: string; nsPerOp: number }[];
+  readonly aborts: readonly string[];
+}
+
+export function sectionMarkdown(m: Machine, scenarios: readonly string[], lua: LuaMicro | undefined): string {
+  const head = [
+    `## ${m.date}`,
+    "",
+    `Machine: ${m.cores} cores, ${m.cpu}; ${m.nginx}. Driver: ${m.driver}. ${m.settings}`,
+    "",
+    "Columns: saturation is a closed loop; Little's law compares its mean latency with connections / throughput (BROKEN means more than 25% off, and the run's latencies are not to be trusted). Latency columns are from the open-model run at a fixed arrival rate.",
+    "",
+  ];
+  const luaPart = lua === undefined
+    ? []
+    : [
+        "### Lua hot path (plain LuaJIT, compiled plugins)",
+        "",
+        "| operation | ns/op |",
+        "|---|---:|",
+        ...lua.rows.map((r) => `| ${r.name} | ${f(r.nsPerOp, 1)} |`),
+        "",
+        lua.aborts.length === 0 ? "Trace check (`-jv`): no trace aborts in the hot-path modules." : `Trace check (\`-jv\`), aborts in hot-path modules:\n\n${lua.aborts.map((a) => `- \`${a}\``).join("\n")}`,
+        "",
+      ];
+  return [...head, ...scenarios, ...luaPart].join("\n");
+}
+
+/** Puts the new section first and keeps every earlier one. */
+export function prependResults(file: string, section: string): void {
+  const title = "# Benchmark results\n\nNewest first. Each section is one `npm run bench` on the machine it names; ratios compare targets measured in that same run.\n\n";
+  const old = existsSync(file) ? readFileSync(file, "utf8").replace(/^# Benchmark results\n\n[^\n]*\n\n/, "") : "";
+  writeFileSync(file, `${title}${section}\n${old}`);
+}

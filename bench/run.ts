@@ -1,0 +1,164 @@
+/**
+ * `npm run bench [-- --scenario poc|search|writes|mixed|cache|export|all] [--duration S]
+ *                [--connections N] [--no-variants] [--no-lua] [--no-write]`
+ *
+ * Same run, same machine: a bare nginx proxy, the gateway, and the gateway with each feature
+ * left out, all on one static upstream. Throughput at saturation (closed loop), then p50, p99
+ * and max at a fixed arrival rate of 50% of the bare proxy's saturation (open model). Writes a
+ * dated section into bench/RESULTS.md and an SVG chart under bench/charts/.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { PACKAGE_ROOT } from "../compiler/bundle.ts";
+import { bootstrap, findRuntime } from "../compiler/runtime.ts";
+import { freePort } from "../test/harness/ports.ts";
+import { runH2load, type RunResult } from "./h2load.ts";
+import { luaMicro } from "./lua/micro.ts";
+import { latencySvg, prependResults, scenarioMarkdown, sectionMarkdown, type ScenarioMeasure, type TargetMeasure } from "./report.ts";
+import { fallbackPlan } from "./plan.ts";
+import { isScenarioId, SCENARIO_IDS, SCENARIOS, type ScenarioId } from "./scenarios.ts";
+import { GATEWAY_VARIANTS, startBareProxy, startGateway, startStaticUpstream, type Target } from "./targets.ts";
+
+const BENCH = path.join(PACKAGE_ROOT, "bench");
+const OUT = path.join(BENCH, "out");
+
+interface Options {
+  readonly scenarios: readonly ScenarioId[];
+  readonly durationS: number;
+  readonly connections: number;
+  readonly variants: boolean;
+  readonly lua: boolean;
+  readonly write: boolean;
+}
+
+function options(argv: string[]): Options {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: "string", default: "poc" },
+      duration: { type: "string", default: "5" },
+      connections: { type: "string", default: "32" },
+      "no-variants": { type: "boolean", default: false },
+      "no-lua": { type: "boolean", default: false },
+      "no-write": { type: "boolean", default: false },
+    },
+  });
+  const ids = v.scenario === "all" ? SCENARIO_IDS : v.scenario.split(",");
+  for (const id of ids) if (!isScenarioId(id)) throw new Error(`unknown scenario ${id}; one of ${SCENARIO_IDS.join(", ")} or all`);
+  const durationS = Number(v.duration);
+  const connections = Number(v.connections);
+  if (!Number.isInteger(durationS) || durationS < 1 || durationS > 120) throw new Error("--duration must be 1-120 seconds");
+  if (!Number.isInteger(connections) || connections < 1 || connections > 64) throw new Error("--connections must be 1-64 (loopback, bounded load)");
+  return { scenarios: ids as ScenarioId[], durationS, connections, variants: !v["no-variants"], lua: !v["no-lua"], write: !v["no-write"] };
+}
+
+function machine(o: Options): { date: string; cpu: string; cores: number; nginx: string; driver: string; settings: string } {
+  // nginx -v and h2load --version print to stderr.
+  const version = execFileSync("sh", ["-c", `"${findRuntime().nginx}" -v 2>&1`], { encoding: "utf8" }).trim().replace(/^nginx version: /, "");
+  const h2 = execFileSync("sh", ["-c", "h2load --version 2>&1 | head -1"], { encoding: "utf8" }).trim();
+  return {
+    date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    cpu: cpus()[0]?.model ?? "unknown CPU",
+    cores: cpus().length,
+    nginx: version,
+    driver: `${h2} (--h1, one thread; latency from its monotonic per-request log)`,
+    settings: `Each target: 1 nginx worker; closed loop ${o.connections} connections x ${o.durationS} s, then open model ${Math.min(16, o.connections)} connections x ${o.durationS} s; 1 s warm-up before each.`,
+  };
+}
+
+async function measure(t: Target, id: ScenarioId, o: Options, rate: number | undefined): Promise<{ saturation: RunResult; rateFor: number }> {
+  const base = { port: t.port, ...fallbackPlan(id), connections: o.connections };
+  await runH2load({ ...base, durationS: 1, filePrefix: path.join(OUT, `${id}-${t.name}-warm`) });
+  const saturation = await runH2load({ ...base, durationS: o.durationS, filePrefix: path.join(OUT, `${id}-${t.name}-sat`) });
+  return { saturation, rateFor: rate ?? saturation.rps * 0.5 };
+}
+
+async function fixedRate(t: Target, id: ScenarioId, o: Options, rate: number): Promise<RunResult> {
+  return runH2load({ port: t.port, ...fallbackPlan(id), connections: Math.min(16, o.connections), durationS: o.durationS, rate, filePrefix: path.join(OUT, `${id}-${t.name}-rate`) });
+}
+
+function summary(t: TargetMeasure): string {
+  const s = t.saturation;
+  const r = t.fixedRate.latencyMs;
+  const l = s.littlesLaw;
+  return `  ${t.name.padEnd(18)} ${s.rps.toFixed(0).padStart(7)} req/s  Little ${l?.ok === true ? "ok" : "BROKEN"} (${l?.ratio.toFixed(2) ?? "-"})  p50 ${r.p50.toFixed(3)}  p99 ${r.p99.toFixed(3)}  max ${r.max.toFixed(2)} ms  non-2xx ${s.failed + t.fixedRate.failed}`;
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  bootstrap({ install: true, log: (s) => console.log(s) });
+  rmSync(OUT, { recursive: true, force: true });
+  mkdirSync(OUT, { recursive: true });
+  mkdirSync(path.join(BENCH, "charts"), { recursive: true });
+
+  const running: Target[] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const t of running.splice(0).reverse()) await t.stop();
+  };
+  process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
+  try {
+    const upPort = await freePort();
+    running.push(await startStaticUpstream(OUT, upPort));
+    const targets: Target[] = [await startBareProxy(OUT, await freePort(), upPort)];
+    running.push(targets[0] as Target);
+    for (const v of o.variants ? GATEWAY_VARIANTS : GATEWAY_VARIANTS.slice(0, 1)) {
+      const t = await startGateway(OUT, v, await freePort(), await freePort(), upPort);
+      running.push(t);
+      targets.push(t);
+    }
+
+    const stamp = new Date().toISOString().slice(0, 16).replace(/[-:T]/g, "");
+    const sections: string[] = [];
+    for (const id of o.scenarios) {
+      console.log(`\n${id}: ${SCENARIOS[id].title}`);
+      const sats: { t: Target; saturation: RunResult }[] = [];
+      let rate: number | undefined;
+      for (const t of targets) {
+        const m = await measure(t, id, o, rate);
+        rate ??= m.rateFor;
+        sats.push({ t, saturation: m.saturation });
+      }
+      const measured: TargetMeasure[] = [];
+      for (const { t, saturation } of sats) {
+        const tm = { name: t.name, description: t.description, saturation, fixedRate: await fixedRate(t, id, o, rate ?? 1000) };
+        measured.push(tm);
+        console.log(summary(tm));
+      }
+      const sm: ScenarioMeasure = { scenario: id, title: SCENARIOS[id].title, budget: SCENARIOS[id].budget, rate: rate ?? 0, targets: measured };
+      const chart = `charts/${stamp}-${id}.svg`;
+      const bare = measured.find((t) => t.name === "bare");
+      const gw = measured.find((t) => t.name === "gateway");
+      if (o.write && bare && gw) {
+        writeFileSync(
+          path.join(BENCH, chart),
+          latencySvg(`${id}: latency at ${Math.round(rate ?? 0)} req/s (gateway vs bare proxy)`, [
+            { name: "bare proxy", sortedMs: bare.fixedRate.sortedMs, color: "#1f77b4" },
+            { name: "gateway", sortedMs: gw.fixedRate.sortedMs, color: "#d62728" },
+          ]),
+        );
+      }
+      sections.push(scenarioMarkdown(sm, chart));
+    }
+    await stopAll();
+
+    const lua = o.lua ? luaMicro() : undefined;
+    if (lua !== undefined) {
+      console.log("\nLua hot path (ns/op):");
+      for (const r of lua.rows) console.log(`  ${r.name.padEnd(40)} ${r.nsPerOp.toFixed(1)}`);
+      console.log(lua.aborts.length === 0 ? "  trace check: no aborts in hot-path modules" : `  trace aborts:\n${lua.aborts.map((a) => `    ${a}`).join("\n")}`);
+    }
+    const section = sectionMarkdown(machine(o), sections, lua);
+    writeFileSync(path.join(OUT, "section.md"), section);
+    if (o.write) {
+      prependResults(path.join(BENCH, "RESULTS.md"), section);
+      console.log(`\nwrote bench/RESULTS.md (${readFileSync(path.join(BENCH, "RESULTS.md"), "utf8").split("\n").length} lines)`);
+    }
+  } finally {
+    await stopAll();
+  }
+}
+
+await main();
