@@ -10,6 +10,8 @@ export interface TargetMeasure {
   readonly name: string;
   readonly description: string;
   readonly saturation: RunResult;
+  /** The target's nginx worker CPU per request during the saturation run, microseconds. */
+  readonly cpuUsPerRequest: number;
   readonly fixedRate: RunResult;
 }
 
@@ -85,15 +87,15 @@ export function scenarioMarkdown(s: ScenarioMeasure, chartFile: string): string 
     "",
     `Fixed arrival rate: ${f(s.rate, 0)} req/s (50% of the bare proxy's saturation). Budget at that rate: p50 < ${s.budget.p50Ms} ms, p99 < ${s.budget.p99Ms} ms, max < ${s.budget.maxMs} ms.`,
     "",
-    "| target | sat. req/s | vs bare | Little's law | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs bare | budget | non-2xx |",
-    "|---|---:|---:|---|---:|---:|---:|---:|---:|---|---:|",
+    "| target | sat. req/s | vs bare | worker CPU µs/req | vs bare | Little's law | p50 ms | p99 ms | p99.9 ms | max ms | p99 vs bare | budget | non-2xx |",
+    "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|---:|",
   ];
   for (const t of s.targets) {
     const l = t.saturation.littlesLaw;
     const fr = t.fixedRate.latencyMs;
     const inBudget = fr.p50 < s.budget.p50Ms && fr.p99 < s.budget.p99Ms && fr.max < s.budget.maxMs;
     lines.push(
-      `| ${t.description} | ${f(t.saturation.rps, 0)} | ${bare ? ratio(t.saturation.rps, bare.saturation.rps) : "-"} | ${l ? `${l.ok ? "ok" : "BROKEN"} (${f(l.ratio, 2)})` : "-"} | ${f(fr.p50, 3)} | ${f(fr.p99, 3)} | ${f(fr.p999, 3)} | ${f(fr.max, 2)} | ${bare ? ratio(fr.p99, bare.fixedRate.latencyMs.p99) : "-"} | ${inBudget ? "within" : "OVER"} | ${t.saturation.failed + t.fixedRate.failed} |`,
+      `| ${t.description} | ${f(t.saturation.rps, 0)} | ${bare ? ratio(t.saturation.rps, bare.saturation.rps) : "-"} | ${f(t.cpuUsPerRequest, 1)} | ${bare ? ratio(t.cpuUsPerRequest, bare.cpuUsPerRequest) : "-"} | ${l ? `${l.ok ? "ok" : "BROKEN"} (${f(l.ratio, 2)})` : "-"} | ${f(fr.p50, 3)} | ${f(fr.p99, 3)} | ${f(fr.p999, 3)} | ${f(fr.max, 2)} | ${bare ? ratio(fr.p99, bare.fixedRate.latencyMs.p99) : "-"} | ${inBudget ? "within" : "OVER"} | ${t.saturation.failed + t.fixedRate.failed} |`,
     );
   }
   const gw = s.targets.find((t) => t.name === "gateway");
@@ -113,7 +115,7 @@ export function sectionMarkdown(m: Machine, scenarios: readonly string[], lua: L
     "",
     `Machine: ${m.cores} cores, ${m.cpu}; ${m.nginx}. Driver: ${m.driver}. ${m.settings}`,
     "",
-    "Columns: saturation is a closed loop; Little's law compares its mean latency with connections / throughput (BROKEN means more than 25% off, and the run's latencies are not to be trusted). Latency columns are from the open-model run at a fixed arrival rate.",
+    "Columns: saturation is a closed loop; worker CPU is the target's own nginx worker (user + system, from /proc) per request in that run, excluding the upstream and the load generator; Little's law compares its mean latency with connections / throughput (BROKEN means more than 25% off, and the run's latencies are not to be trusted). Latency columns are from the open-model run at a fixed arrival rate.",
     "",
   ];
   const luaPart = lua === undefined

@@ -69,11 +69,15 @@ function machine(o: Options): { date: string; cpu: string; cores: number; nginx:
   };
 }
 
-async function measure(t: Target, id: ScenarioId, o: Options, rate: number | undefined): Promise<{ saturation: RunResult; rateFor: number }> {
+async function measure(t: Target, id: ScenarioId, o: Options, rate: number | undefined): Promise<{ saturation: RunResult; cpuUsPerRequest: number; rateFor: number }> {
   const base = { port: t.port, ...fallbackPlan(id), connections: o.connections };
   await runH2load({ ...base, durationS: 1, filePrefix: path.join(OUT, `${id}-${t.name}-warm`) });
+  const cpu0 = t.cpuSeconds();
   const saturation = await runH2load({ ...base, durationS: o.durationS, filePrefix: path.join(OUT, `${id}-${t.name}-sat`) });
-  return { saturation, rateFor: rate ?? saturation.rps * 0.5 };
+  // Worker CPU per request is steadier than throughput on a shared 2-core VM: it does not
+  // depend on how the cores were split between load generator, proxy and upstream.
+  const cpuUsPerRequest = ((t.cpuSeconds() - cpu0) * 1e6) / saturation.requests;
+  return { saturation, cpuUsPerRequest, rateFor: rate ?? saturation.rps * 0.5 };
 }
 
 async function fixedRate(t: Target, id: ScenarioId, o: Options, rate: number): Promise<RunResult> {
@@ -84,7 +88,7 @@ function summary(t: TargetMeasure): string {
   const s = t.saturation;
   const r = t.fixedRate.latencyMs;
   const l = s.littlesLaw;
-  return `  ${t.name.padEnd(18)} ${s.rps.toFixed(0).padStart(7)} req/s  Little ${l?.ok === true ? "ok" : "BROKEN"} (${l?.ratio.toFixed(2) ?? "-"})  p50 ${r.p50.toFixed(3)}  p99 ${r.p99.toFixed(3)}  max ${r.max.toFixed(2)} ms  non-2xx ${s.failed + t.fixedRate.failed}`;
+  return `  ${t.name.padEnd(18)} ${s.rps.toFixed(0).padStart(7)} req/s  cpu ${t.cpuUsPerRequest.toFixed(1)} us/req  Little ${l?.ok === true ? "ok" : "BROKEN"} (${l?.ratio.toFixed(2) ?? "-"})  p50 ${r.p50.toFixed(3)}  p99 ${r.p99.toFixed(3)}  max ${r.max.toFixed(2)} ms  non-2xx ${s.failed + t.fixedRate.failed}`;
 }
 
 async function main(): Promise<void> {
@@ -114,16 +118,16 @@ async function main(): Promise<void> {
     const sections: string[] = [];
     for (const id of o.scenarios) {
       console.log(`\n${id}: ${SCENARIOS[id].title}`);
-      const sats: { t: Target; saturation: RunResult }[] = [];
+      const sats: { t: Target; saturation: RunResult; cpuUsPerRequest: number }[] = [];
       let rate: number | undefined;
       for (const t of targets) {
         const m = await measure(t, id, o, rate);
         rate ??= m.rateFor;
-        sats.push({ t, saturation: m.saturation });
+        sats.push({ t, saturation: m.saturation, cpuUsPerRequest: m.cpuUsPerRequest });
       }
       const measured: TargetMeasure[] = [];
-      for (const { t, saturation } of sats) {
-        const tm = { name: t.name, description: t.description, saturation, fixedRate: await fixedRate(t, id, o, rate ?? 1000) };
+      for (const { t, saturation, cpuUsPerRequest } of sats) {
+        const tm = { name: t.name, description: t.description, saturation, cpuUsPerRequest, fixedRate: await fixedRate(t, id, o, rate ?? 1000) };
         measured.push(tm);
         console.log(summary(tm));
       }

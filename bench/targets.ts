@@ -6,8 +6,8 @@
  *   the physical limit for any gateway on this machine;
  * - the gateway built from bench/bench.policy.ts, and variants with a feature left out.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildBundle, PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { activate, up } from "../compiler/control.ts";
@@ -20,7 +20,25 @@ export interface Target {
   readonly name: string;
   readonly description: string;
   readonly port: number;
+  /** CPU seconds (user + system) used so far by this target's nginx workers. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
+}
+
+const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** utime + stime of the master's children (the workers), from /proc. */
+function workersCpuSeconds(masterPid: number | undefined): number {
+  if (masterPid === undefined) return Number.NaN;
+  let ticks = 0;
+  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, "utf8").trim().split(/\s+/).filter((x) => x !== "");
+  for (const pid of children) {
+    // Fields after the ")" of comm: state is field 3, utime 14, stime 15 (1-based).
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(rest[11]) + Number(rest[12]);
+  }
+  return ticks / CLK_TCK;
 }
 
 const TENANTS = ["acme", "globex"] as const;
@@ -154,7 +172,7 @@ async function plainNginx(name: string, description: string, dir: string, port: 
   const child = spawn(rt.nginx, ["-p", `${dir}/`, "-c", file, "-e", path.join(dir, "error.log"), "-g", "daemon off;"], { stdio: ["ignore", "inherit", "inherit"] });
   const died = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`${name} nginx exited (${String(code)}); see ${dir}/error.log`))));
   await Promise.race([waitListening(port), died]);
-  return { name, description, port, stop: stopper(child) };
+  return { name, description, port, cpuSeconds: () => workersCpuSeconds(child.pid), stop: stopper(child) };
 }
 
 export function startStaticUpstream(outDir: string, port: number): Promise<Target> {
@@ -196,7 +214,7 @@ export async function startGateway(outDir: string, variant: GatewayVariant, port
     const child = (await up({ stateDir, foreground: true })).child;
     if (child === undefined) throw new Error("gateway did not start");
     await waitListening(port);
-    return { name: variant.name, description: variant.description, port, stop: stopper(child) };
+    return { name: variant.name, description: variant.description, port, cpuSeconds: () => workersCpuSeconds(child.pid), stop: stopper(child) };
   } finally {
     process.env = saved;
   }

@@ -45,6 +45,9 @@ export interface GatewayConfInput {
 /** Statuses nginx itself may produce (494: headers too large); all become OperationOutcomes. */
 const ERROR_STATUSES = [400, 403, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504];
 
+/** Headers the gateway sets itself; their client copies are replaced rather than dropped. */
+const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent"]);
+
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
@@ -85,11 +88,20 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
       // where ngx.ctx does not.
       d("set", "$fe_request_id", ""),
       d("set", "$fe_labels", ""),
+      d("set", "$fe_tenant_id", ""),
+      d("set", "$fe_traceparent", ""),
       lua("access_by_lua_block", 'require("phases.access").run()'),
       d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
       d("proxy_http_version", "1.1"),
       d("proxy_set_header", "Connection", ""),
       d("proxy_set_header", "Host", "$fe_upstream_host"),
+      // Header hygiene in C, per request for free: an empty value drops every client copy of
+      // the header (any case), and the gateway's own values come from variables set in access.
+      ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h)).map((h) => d("proxy_set_header", h, "")),
+      d("proxy_set_header", "X-Tenant-ID", "$fe_tenant_id"),
+      d("proxy_set_header", "X-Request-ID", "$fe_request_id"),
+      d("proxy_set_header", "X-Policy-Version", input.version),
+      d("proxy_set_header", "traceparent", "$fe_traceparent"),
       d("proxy_ssl_server_name", "on"),
       d("proxy_ssl_name", "$fe_upstream_host"),
       d("proxy_connect_timeout", seconds(connect)),

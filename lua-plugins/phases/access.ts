@@ -91,12 +91,10 @@ export function run(this: void): void {
     if (route.cost !== undefined) c.cost = route.cost;
   }
 
-  for (const h of gw.stripHeaders) req.clear_header(h);
-  req.set_header("X-Tenant-ID", tenant.id);
-  req.set_header("X-Request-ID", requestId);
-  req.set_header("X-Policy-Version", gw.version);
-  const tp = nextTraceparent(ngxVar.http_traceparent, nginxId);
-  req.set_header("traceparent", tp);
+  // The conf strips client identity headers and sends these with proxy_set_header: doing it
+  // here cost ~10 clear_header/set_header calls, each a walk of the header list.
+  ngxVar.fe_tenant_id = tenant.id;
+  ngxVar.fe_traceparent = nextTraceparent(ngxVar.http_traceparent, nginxId);
 
   const up = tenant.upstream;
   let target = up.base_path + fpath;
