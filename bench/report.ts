@@ -107,6 +107,8 @@ export function scenarioMarkdown(s: ScenarioMeasure, chartFile: string): string 
 export interface LuaMicro {
   readonly rows: readonly { name: string; nsPerOp: number }[];
   readonly aborts: readonly string[];
+  /** jit.v inside the gateway's own workers under load, the check that decides. */
+  readonly gateway?: { readonly traces: number; readonly aborts: readonly string[] };
 }
 
 export function sectionMarkdown(m: Machine, scenarios: readonly string[], lua: LuaMicro | undefined): string {
@@ -127,8 +129,16 @@ export function sectionMarkdown(m: Machine, scenarios: readonly string[], lua: L
         "|---|---:|",
         ...lua.rows.map((r) => `| ${r.name} | ${f(r.nsPerOp, 1)} |`),
         "",
-        lua.aborts.length === 0 ? "Trace check (`-jv`): no trace aborts in the hot-path modules." : `Trace check (\`-jv\`), aborts in hot-path modules:\n\n${lua.aborts.map((a) => `- \`${a}\``).join("\n")}`,
+        lua.aborts.length === 0 ? "Microbenchmark trace check (`-jv`): no trace aborts in the hot-path modules." : `Microbenchmark trace check (\`-jv\`; its own outer loops make some of these), aborts in hot-path modules:\n\n${lua.aborts.map((a) => `- \`${a}\``).join("\n")}`,
         "",
+        ...(lua.gateway === undefined
+          ? []
+          : [
+              `Gateway workers under load (jit.v in init_worker, poc + mixed + cache): ${lua.gateway.traces} traces; ${lua.gateway.aborts.length === 0 ? "no aborts in plugin modules." : "aborts in plugin modules:"}`,
+              "",
+              ...lua.gateway.aborts.map((a) => `- \`${a}\``),
+              "",
+            ]),
       ];
   return [...head, ...scenarios, ...luaPart].join("\n");
 }

@@ -16,6 +16,7 @@ import { PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { bootstrap, findRuntime } from "../compiler/runtime.ts";
 import { freePort } from "../test/harness/ports.ts";
 import { runH2load, type RunResult } from "./h2load.ts";
+import { gatewayTraceAborts } from "./lua/gateway-traces.ts";
 import { luaMicro } from "./lua/micro.ts";
 import { latencySvg, prependResults, scenarioMarkdown, sectionMarkdown, type ScenarioMeasure, type TargetMeasure } from "./report.ts";
 import { fallbackPlan } from "./plan.ts";
@@ -146,13 +147,18 @@ async function main(): Promise<void> {
       }
       sections.push(scenarioMarkdown(sm, chart));
     }
+    const gwTraces = o.lua ? await gatewayTraceAborts(OUT, upPort) : undefined;
     await stopAll();
 
-    const lua = o.lua ? luaMicro() : undefined;
+    const lua = o.lua ? { ...luaMicro(), ...(gwTraces !== undefined ? { gateway: gwTraces } : {}) } : undefined;
     if (lua !== undefined) {
       console.log("\nLua hot path (ns/op):");
       for (const r of lua.rows) console.log(`  ${r.name.padEnd(40)} ${r.nsPerOp.toFixed(1)}`);
       console.log(lua.aborts.length === 0 ? "  trace check: no aborts in hot-path modules" : `  trace aborts:\n${lua.aborts.map((a) => `    ${a}`).join("\n")}`);
+      if (gwTraces !== undefined) {
+        console.log(`gateway workers under load (jit.v): ${gwTraces.traces} traces, ${gwTraces.aborts.length} distinct aborts in plugin modules`);
+        for (const a of gwTraces.aborts) console.log(`    ${a}`);
+      }
     }
     const section = sectionMarkdown(machine(o), sections, lua);
     writeFileSync(path.join(OUT, "section.md"), section);

@@ -13,7 +13,7 @@ import { buildBundle, PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { activate, up } from "../compiler/control.ts";
 import { formatDiagnostic } from "../compiler/diagnostics.ts";
 import { findRuntime } from "../compiler/runtime.ts";
-import type { OptionalPhase } from "../nginx/gateway-conf.ts";
+import type { JitTraceLog, OptionalPhase } from "../nginx/gateway-conf.ts";
 import { block, comment, d, printConf, type ConfNode } from "../nginx/model.ts";
 
 export interface Target {
@@ -189,6 +189,7 @@ export interface GatewayVariant {
   readonly description: string;
   readonly env?: Readonly<Record<string, string>>;
   readonly phasesOff?: readonly OptionalPhase[];
+  readonly jitTraceLog?: JitTraceLog;
 }
 
 /** The gateway, then each feature left out in turn (where leaving it out makes sense). */
@@ -207,7 +208,7 @@ export async function startGateway(outDir: string, variant: GatewayVariant, port
     const built = await buildBundle({
       policyFile: path.join(PACKAGE_ROOT, "bench", "bench.policy.ts"),
       stateDir,
-      options: { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, workers: 1, ...(variant.phasesOff !== undefined ? { phasesOff: variant.phasesOff } : {}) },
+      options: { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, workers: 1, ...(variant.phasesOff !== undefined ? { phasesOff: variant.phasesOff } : {}), ...(variant.jitTraceLog !== undefined ? { jitTraceLog: variant.jitTraceLog } : {}) },
     });
     if (built.version === undefined) throw new Error(`bench policy does not build:\n${built.diagnostics.map(formatDiagnostic).join("\n")}`);
     activate(stateDir, built.version);

@@ -27,9 +27,18 @@ export interface BuildOptions {
    * on responses. @default []
    */
   readonly phasesOff?: readonly OptionalPhase[];
+  /** Not for production: jit.v logs each trace event, slowly. @default none */
+  readonly jitTraceLog?: JitTraceLog;
 }
 
 export type OptionalPhase = "log" | "header_filter";
+
+/** Benchmark tooling: log every LuaJIT trace event of the workers with jit.v. */
+export interface JitTraceLog {
+  /** Directory holding `jit/v.lua` (LuaJIT's share dir). */
+  readonly jitDir: string;
+  readonly file: string;
+}
 
 export const DEFAULT_BUILD_OPTIONS: BuildOptions = { listen: "127.0.0.1:8080", admin: "127.0.0.1:9145", workers: 1 };
 
@@ -128,7 +137,8 @@ function adminServer(input: GatewayConfInput): ConfNode {
 export function gatewayConf(input: GatewayConfInput): ConfNode[] {
   const { ir, stateDir, bundleDir, runtime, options } = input;
   const luaDir = `${bundleDir}/lua`;
-  const luaPath = [`${luaDir}/?.lua`, `${luaDir}/?/init.lua`, ...runtime.luaPath].join(";") + ";;";
+  const jit = options.jitTraceLog;
+  const luaPath = [`${luaDir}/?.lua`, `${luaDir}/?/init.lua`, ...runtime.luaPath, ...(jit !== undefined ? [`${jit.jitDir}/?.lua`] : [])].join(";") + ";;";
   const luaCpath = [...runtime.luaCpath].join(";") + ";;";
   const tmp = (name: string): ConfNode => d(`${name}_temp_path`, `${stateDir}/tmp/${name}`);
   return [
@@ -146,7 +156,7 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("lua_package_cpath", luaCpath),
       d("lua_shared_dict", "fe_metrics", "8m"),
       lua("init_by_lua_block", 'require("phases.init").init()'),
-      lua("init_worker_by_lua_block", 'require("phases.init").init_worker()'),
+      lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "")),
       blank,
       tmp("client_body"),
       tmp("proxy"),
