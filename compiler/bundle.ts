@@ -20,10 +20,7 @@ import { validatePolicy } from "./validate.ts";
 /** The fhir-edge package root (where tsconfig.lua.json and lua-plugins/ live). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-/** The state dir a command uses: its --state flag, else $FHIR_EDGE_STATE, else ./dist. */
-export function stateDirFrom(flag: string | undefined): string {
-  return flag ?? process.env["FHIR_EDGE_STATE"] ?? "dist";
-}
+export { stateDirFrom } from "./state.ts";
 
 export interface BuildBundleParams {
   readonly policyFile: string;

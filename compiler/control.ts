@@ -6,6 +6,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { buildBundle, ensureStateDirs, readManifest, type BuildBundleParams, type BundleResult } from "./bundle.ts";
+import { UserError } from "./errors.ts";
 import { findRuntime } from "./runtime.ts";
 
 export interface StateParams {
@@ -19,7 +20,7 @@ export interface Status {
   readonly previous: string | undefined;
 }
 
-export class ControlError extends Error {}
+export class ControlError extends UserError {}
 
 const paths = (stateDir: string) => {
   const s = path.resolve(stateDir);

@@ -7,6 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { ConfRuntime } from "../nginx/gateway-conf.ts";
+import { UserError } from "./errors.ts";
 
 export interface RuntimeInfo extends ConfRuntime {
   readonly kind: "openresty" | "debian";
@@ -109,7 +110,7 @@ export function installCommand(pkgs: readonly string[]): string {
   return `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ${pkgs.join(" ")}`;
 }
 
-export class BootstrapError extends Error {}
+export class BootstrapError extends UserError {}
 
 /**
  * Checks the runtime and the test tools; installs missing Debian packages when `install` is set

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { stateDirFrom } from "../compiler/bundle.ts";
+import { stateDirFrom } from "../compiler/state.ts";
 import { mintTokenHttp } from "./authz.ts";
 
 /** What demo/stack.ts writes for other processes, in `<state>/demo.json`. */

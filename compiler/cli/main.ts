@@ -5,12 +5,23 @@
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { BuildOptions } from "../../nginx/gateway-conf.ts";
-import { buildBundle, stateDirFrom } from "../bundle.ts";
-import { activate, ControlError, down, reload, rollback, status, testConf, up } from "../control.ts";
-import { formatDiagnostic, type Diagnostic } from "../diagnostics.ts";
-import { loadPolicy } from "../load.ts";
-import { bootstrap, BootstrapError } from "../runtime.ts";
-import { validatePolicy } from "../validate.ts";
+import type { Diagnostic } from "../diagnostics.ts";
+import { UserError } from "../errors.ts";
+import { bootstrap } from "../runtime.ts";
+import { stateDirFrom } from "../state.ts";
+
+// The compiler pulls in TypeScript and TSTL (over a second to load); only commands that build
+// or control a bundle import it, so `bootstrap` and `--help` stay fast.
+const compiler = async () => {
+  const [bundle, control, diagnostics, load, validate] = await Promise.all([
+    import("../bundle.ts"),
+    import("../control.ts"),
+    import("../diagnostics.ts"),
+    import("../load.ts"),
+    import("../validate.ts"),
+  ]);
+  return { ...bundle, ...control, ...diagnostics, ...load, ...validate };
+};
 
 const USAGE = `usage: fhir-edge <command> [options]
 
@@ -82,30 +93,34 @@ function parseFlags(args: string[]): Flags | string {
   };
 }
 
-function printDiagnostics(ds: readonly Diagnostic[], err: Out): void {
+async function printDiagnostics(ds: readonly Diagnostic[], err: Out): Promise<void> {
+  const { formatDiagnostic } = await import("../diagnostics.ts");
   for (const d of ds) err(formatDiagnostic(d));
   if (ds.length > 0) err(`${ds.length} error${ds.length === 1 ? "" : "s"}`);
 }
 
 async function check(f: Flags, out: Out, err: Out): Promise<number> {
+  const { loadPolicy, validatePolicy } = await compiler();
   const loaded = await loadPolicy(f.policy);
   const validated = loaded.raw === undefined ? { diagnostics: [], policy: undefined } : validatePolicy(loaded.raw, loaded.tenantSources);
   const ds = [...loaded.diagnostics, ...validated.diagnostics];
-  printDiagnostics(ds, err);
+  await printDiagnostics(ds, err);
   if (ds.length > 0 || validated.policy === undefined) return 1;
   out(`ok: ${path.relative(process.cwd(), path.resolve(f.policy))}, ${validated.policy.tenants.length} tenant(s)`);
   return 0;
 }
 
 async function build(f: Flags, out: Out, err: Out): Promise<string | undefined> {
+  const { buildBundle } = await compiler();
   const r = await buildBundle({ policyFile: f.policy, stateDir: f.state, options: f.options });
-  printDiagnostics(r.diagnostics, err);
+  await printDiagnostics(r.diagnostics, err);
   if (r.version === undefined) return undefined;
   out(`${r.reused ? "unchanged" : "built"} ${r.version} ${r.dir ?? ""}`);
   return r.version;
 }
 
 async function upCommand(f: Flags, out: Out, err: Out): Promise<number> {
+  const { status, testConf, activate, up } = await compiler();
   const version = await build(f, out, err);
   if (version === undefined) return 1;
   if (status({ stateDir: f.state }).running) {
@@ -140,10 +155,13 @@ async function run(cmd: string, f: Flags, out: Out, err: Out): Promise<number> {
       return (await build(f, out, err)) === undefined ? 1 : 0;
     case "up":
       return upCommand(f, out, err);
-    case "down":
+    case "down": {
+      const { down } = await compiler();
       out((await down({ stateDir: f.state })) ? "stopped" : "not running");
       return 0;
+    }
     case "status": {
+      const { status } = await compiler();
       const s = status({ stateDir: f.state });
       out(`running: ${s.running ? `yes (pid ${String(s.pid)})` : "no"}`);
       out(`current: ${s.current ?? "-"}`);
@@ -151,8 +169,9 @@ async function run(cmd: string, f: Flags, out: Out, err: Out): Promise<number> {
       return 0;
     }
     case "reload": {
+      const { reload } = await compiler();
       const r = await reload({ policyFile: f.policy, stateDir: f.state, options: f.options });
-      printDiagnostics(r.build.diagnostics, err);
+      await printDiagnostics(r.build.diagnostics, err);
       if (!r.ok) {
         err(`reload refused: ${r.error}`);
         return 1;
@@ -162,6 +181,7 @@ async function run(cmd: string, f: Flags, out: Out, err: Out): Promise<number> {
       return 0;
     }
     case "rollback": {
+      const { rollback } = await compiler();
       const s = await rollback({ stateDir: f.state });
       out(`rolled back to ${s.version}${s.signalled ? "" : " (nginx not running)"}`);
       return 0;
@@ -204,7 +224,7 @@ export async function main(argv: string[], out: Out = console.log, err: Out = co
   try {
     return await run(cmd, f, out, err);
   } catch (e) {
-    if (e instanceof ControlError || e instanceof BootstrapError) {
+    if (e instanceof UserError) {
       err(e.message);
       return 1;
     }

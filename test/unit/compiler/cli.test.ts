@@ -45,3 +45,21 @@ describe("fhir-edge CLI", () => {
     expect(r.out).toEqual(["running: no", "current: -", "previous: -"]);
   });
 });
+
+describe("fhir-edge bootstrap", () => {
+  it("is idempotent and takes under a second when the runtime is present", async () => {
+    const { runCli } = await import("../../harness/cli.ts");
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      const r = await runCli(["bootstrap"]);
+      times.push(performance.now() - t0);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^runtime: (openresty|debian) \//m);
+      expect(r.stdout).not.toContain("installed missing packages");
+    }
+    // The best of three, as a whole process (node start included), so a busy CI core does
+    // not decide the result.
+    expect(Math.min(...times)).toBeLessThan(1000);
+  });
+});
