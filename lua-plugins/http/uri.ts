@@ -15,11 +15,12 @@ export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment" 
 const PATH_BAD = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/]";
 
 export function checkPath(path: string): UriError | undefined {
-  if (contains(path, "%")) return "encoded";
-  if (matches(path, PATH_BAD)) return "bad_char";
+  // One class scan decides the common case; `%` is outside the class, so an encoded path is
+  // found by the same scan and only then told apart.
+  if (matches(path, PATH_BAD)) return contains(path, "%") ? "encoded" : "bad_char";
   if (contains(path, "//")) return "empty_segment";
-  // "/." or "/.." as a whole segment, in the middle or at the end.
-  if (matches(path, "/%.%.?/") || matches(path, "/%.%.?$")) return "dot_segment";
+  // Plain find first: the dot-segment patterns run only for paths that have a "/.".
+  if (contains(path, "/.") && (matches(path, "/%.%.?/") || matches(path, "/%.%.?$"))) return "dot_segment";
   return undefined;
 }
 

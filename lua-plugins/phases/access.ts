@@ -46,8 +46,9 @@ export function run(this: void): void {
   const incoming = ngxVar.http_x_request_id;
   const requestId = incoming !== undefined && isValidRequestId(incoming) ? incoming : nginxId;
   ngxVar.fe_request_id = requestId;
+  // Plain Lua table, not ngx.ctx: nothing later reads it (the log phase uses $fe_labels), and
+  // the first ngx.ctx access per request allocates and registers a table.
   const ctx: RequestCtx = { request_id: requestId, tenant: "none", interaction: "none", resource_type: "none" };
-  ngx.ctx.fe = ctx;
 
   const method = req.get_method();
   const [path, args] = splitTarget(ngxVar.request_uri ?? "");
