@@ -16,3 +16,40 @@ describe("metrics.bucketIndex", () => {
     values.forEach((v, i) => expect(got[i], String(v)).toBe(oracle(v)));
   });
 });
+
+// A shared dict with lua-resty-core's incr/get/get_keys semantics, so record() and render()
+// run under plain LuaJIT. The Lua function records every case, then renders.
+const RECORD_ALL = `function(cases, maxSeries)
+  local store = {}
+  local dict = {}
+  function dict:incr(key, by, init)
+    local v = store[key]
+    if v == nil then
+      if init == nil then return nil, "not found" end
+      v = init
+    end
+    store[key] = v + by
+    return store[key]
+  end
+  function dict:get(key) return store[key] end
+  function dict:get_keys() local ks = {} for k in pairs(store) do ks[#ks + 1] = k end return ks end
+  ngx = { shared = { fe_metrics = dict } }
+  for _, c in ipairs(cases) do m.record(c[1], c[2], c[3], c[4], maxSeries) end
+  return m.render("v1")
+end`;
+
+describe("metrics series cap", () => {
+  it("counts label sets past metrics.maxSeries under other, loses no request, and counts the overflow", async () => {
+    const types = ["Patient", "Observation", "Condition", "Encounter", "Procedure", "Immunization", "CarePlan", "Goal"];
+    const cases = types.flatMap((t) => Array.from({ length: 3 }, () => [`acme\tsearch-type\t${t}`, "acme", 200, 0.002]));
+    const [text] = await luaFirst<string>("metrics.metrics", RECORD_ALL, [[cases, 4]]);
+    const series = (text ?? "").split("\n").filter((l) => l.startsWith("fe_requests_total{"));
+    const byType = new Map(series.map((l) => [/resource_type="([^"]+)"/.exec(l)?.[1] ?? "", Number(l.split(" ").pop())]));
+    // Four label sets fit the cap; everything later is "other", and no request is dropped.
+    expect(series.length).toBeLessThanOrEqual(5);
+    expect(byType.get("other")).toBe(3 * (types.length - 4));
+    expect([...byType.values()].reduce((a, b) => a + b, 0)).toBe(cases.length);
+    expect(text).toMatch(/^fe_metrics_series_overflow_total 12$/m);
+    expect(text).toMatch(/^fe_request_duration_seconds_count\{tenant="acme"\} 24$/m);
+  });
+});
