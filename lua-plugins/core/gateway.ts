@@ -67,10 +67,7 @@ export function upstreamHost(tenant: TenantIR): string {
   return hostHeaders.get(tenant.id) ?? tenant.upstream.host;
 }
 
-/** The first route of the tenant that matches, or undefined (allow, default cost). */
-export function matchRoute(tenant: TenantIR, c: Classification): CompiledRoute | undefined {
-  const routes = routesByTenant.get(tenant.id);
-  if (routes === undefined) return undefined;
+function firstMatch(routes: readonly CompiledRoute[], c: Classification): CompiledRoute | undefined {
   for (const r of routes) {
     if (r.interactions !== undefined && r.interactions.get(c.interaction) !== true) continue;
     if (r.types !== undefined && (c.resource_type === undefined || r.types.get(c.resource_type) !== true)) continue;
@@ -78,4 +75,39 @@ export function matchRoute(tenant: TenantIR, c: Classification): CompiledRoute |
     return r;
   }
   return undefined;
+}
+
+/**
+ * Most entries a tenant's route memo keeps. Operation names come from clients, so the key space
+ * is open; past the cap, lookups still work and just walk the routes.
+ */
+const MEMO_MAX = 4096;
+interface Memo {
+  readonly map: LuaTable<string, CompiledRoute | false>;
+  size: number;
+}
+const memos = new LuaTable<string, Memo>();
+
+/**
+ * The first route of the tenant that matches, or undefined (allow, default cost). Memoised per
+ * worker by (interaction, type, operation): the walk over the routes is a loop, and a loop in
+ * the access phase ends its root trace (see the bench's jit.v check).
+ */
+export function matchRoute(tenant: TenantIR, c: Classification): CompiledRoute | undefined {
+  const routes = routesByTenant.get(tenant.id);
+  if (routes === undefined || routes.length === 0) return undefined;
+  let memo = memos.get(tenant.id);
+  if (memo === undefined) {
+    memo = { map: new LuaTable<string, CompiledRoute | false>(), size: 0 };
+    memos.set(tenant.id, memo);
+  }
+  const key = c.interaction + "|" + (c.resource_type ?? "") + "|" + (c.operation ?? "");
+  const hit = memo.map.get(key);
+  if (hit !== undefined) return hit === false ? undefined : hit;
+  const r = firstMatch(routes, c);
+  if (memo.size < MEMO_MAX) {
+    memo.map.set(key, r ?? false);
+    memo.size = memo.size + 1;
+  }
+  return r;
 }

@@ -98,3 +98,33 @@ describe("routing.tenant", () => {
     expect(rs.map((r) => (r.ok ? r.values[0] : r.error))).toEqual(["ok.example", undefined, undefined, undefined, undefined, undefined]);
   });
 });
+
+describe("routing.tenant path prefixes of several segments", () => {
+  const nested = (prefixes: string[]) => ({
+    resolution: { order: ["path"], header: "X-Tenant", claim: "tenant" },
+    tenants: prefixes.map((p, i) => tenant(`t${i}`, { path_prefix: p })),
+  });
+  const RESOLVE_ID = `function(policy, path)
+    local t = m.resolve(m.buildIndex(policy), nil, nil, path, nil)
+    return t and t.id
+  end`;
+
+  it("picks the longest whole-segment prefix, up to three segments without a loop and deeper with one", async () => {
+    const shallow = nested(["/a", "/a/b", "/x/y/z", "/ab"]);
+    const deep = nested(["/a", "/a/b/c/d"]);
+    const cases: [object, string, string | undefined][] = [
+      [shallow, "/a/fhir/Patient", "t0"],
+      [shallow, "/a/b/fhir/Patient", "t1"],
+      [shallow, "/a/bc/fhir", "t0"],
+      [shallow, "/ab/fhir", "t3"],
+      [shallow, "/x/y/z/fhir", "t2"],
+      [shallow, "/x/y/fhir", undefined],
+      [shallow, "/a", "t0"],
+      [shallow, "/", undefined],
+      [deep, "/a/b/c/d/fhir", "t1"],
+      [deep, "/a/b/c/fhir", "t0"],
+    ];
+    const got = await luaFirst<string | undefined>("routing.tenant", RESOLVE_ID, cases.map(([p, path]) => [p, path]));
+    cases.forEach(([, path, want], i) => expect(got[i], path).toBe(want));
+  });
+});
