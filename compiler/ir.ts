@@ -2,7 +2,7 @@
  * The IR: the only thing the Lua runtime knows about a policy (docs/internals.md). Plain JSON,
  * snake_case so Lua reads it as is, every default applied, nothing optional but explicit nulls.
  */
-import { BUILTIN_STRIP_HEADERS, DEFAULTS, type CostClass, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps } from "../policy-dsl/index.ts";
+import { BUILTIN_STRIP_HEADERS, DEFAULTS, type CostClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode } from "../policy-dsl/index.ts";
 
 export interface PolicyIR {
   ir_version: 1;
@@ -14,7 +14,52 @@ export interface PolicyIR {
   request_id: { header: string; pattern: string };
   limits: { max_body_bytes: number };
   metrics: { max_series: number };
+  token_cache: { short_s: number; long_s: number; negative_s: number };
+  issuers: IssuerIR[];
+  /** One internal nginx location per (issuer, origin) the gateway calls; see nginx/gateway-conf. */
+  idp_locations: IdpLocationIR[];
   tenants: TenantIR[];
+}
+
+/** A URL the gateway calls through an internal location: `loc` + `path` is the subrequest URI. */
+export interface EndpointIR {
+  loc: string;
+  path: string;
+}
+
+export interface IdpLocationIR {
+  /** `/__fe_idp/<issuer index>-<origin index>` */
+  loc: string;
+  /** `scheme://host[:port]`, as proxy_pass takes it. */
+  origin: string;
+  scheme: "http" | "https";
+  host: string;
+  /** The Host header: host, plus the port when it is not the scheme's default. */
+  host_header: string;
+  timeout_ms: number;
+  /** Only for https. */
+  tls: { ca: string; client_cert: string | null; client_key: string | null } | null;
+}
+
+export interface IssuerIR {
+  id: string;
+  issuer: string;
+  audiences: string[];
+  mode: ValidationMode;
+  algs: JwtAlg[];
+  skew_s: number;
+  timeout_ms: number;
+  jwks_refetch_s: number;
+  jwks_max_age_s: number;
+  patient_claim: string;
+  /** The issuer's own origin location; discovered endpoints must live under it. */
+  origin_loc: string;
+  /** `<issuer path>/.well-known/openid-configuration` under origin_loc. */
+  discovery_path: string;
+  /** Configured JWKS endpoint; null means discover it. */
+  jwks: EndpointIR | null;
+  /** Null in jwt mode. `endpoint` null means discover it. */
+  introspection: { endpoint: EndpointIR | null; client_id: string; secret_env: string } | null;
 }
 
 export interface TenantIR {
@@ -25,6 +70,9 @@ export interface TenantIR {
   fhir_base: string;
   fhir_versions: string[];
   upstream: UpstreamIR;
+  /** Issuer ids; empty only for an anonymous tenant. */
+  issuers: string[];
+  anonymous: boolean;
   routes: RouteIR[];
 }
 
@@ -44,6 +92,8 @@ export interface RouteIR {
   match: { interactions: string[] | null; resource_types: string[] | null; operations: string[] | null };
   action: "allow" | "deny";
   cost: CostClass | null;
+  keep_authorization: boolean;
+  token_cache_class: TokenCacheClass | null;
 }
 
 function lowerUpstream(t: TenantProps): UpstreamIR {
@@ -72,6 +122,8 @@ function lowerRoute(r: RouteProps): RouteIR {
     },
     action: r.action ?? DEFAULTS.routeAction,
     cost: r.cost ?? null,
+    keep_authorization: r.keepAuthorization ?? false,
+    token_cache_class: r.tokenCacheClass ?? null,
   };
 }
 
@@ -84,13 +136,77 @@ function lowerTenant(t: TenantProps): TenantIR {
     fhir_base: t.fhirBase ?? DEFAULTS.fhirBase,
     fhir_versions: [...(t.fhirVersions ?? [])],
     upstream: lowerUpstream(t),
+    issuers: [...(t.issuers ?? [])],
+    anonymous: t.anonymous ?? false,
     routes: (t.routes ?? []).map(lowerRoute),
   };
+}
+
+function originOf(u: URL): string {
+  return `${u.protocol}//${u.host}`;
+}
+
+/** Lowers the issuers and the internal locations their endpoints are reached through. */
+function lowerIssuers(issuers: readonly IssuerProps[]): { issuers: IssuerIR[]; locations: IdpLocationIR[] } {
+  const locations: IdpLocationIR[] = [];
+  const out = issuers.map((s, i): IssuerIR => {
+    const timeout = (s.timeout ?? DEFAULTS.issuer.timeout).ms;
+    const origins: string[] = [];
+    const endpoint = (url: string): EndpointIR => {
+      const u = new URL(url);
+      const origin = originOf(u);
+      let k = origins.indexOf(origin);
+      if (k < 0) {
+        k = origins.length;
+        origins.push(origin);
+        const https = u.protocol === "https:";
+        locations.push({
+          loc: `/__fe_idp/${i}-${k}`,
+          origin,
+          scheme: https ? "https" : "http",
+          host: u.hostname,
+          host_header: u.host,
+          timeout_ms: timeout,
+          tls: https ? { ca: s.tls?.ca ?? DEFAULTS.issuer.caBundle, client_cert: s.tls?.clientCert ?? null, client_key: s.tls?.clientKey ?? null } : null,
+        });
+      }
+      return { loc: `/__fe_idp/${i}-${k}`, path: u.pathname === "" ? "/" : u.pathname };
+    };
+    const iss = new URL(s.issuer);
+    const own = endpoint(s.issuer);
+    return {
+      id: s.id,
+      issuer: s.issuer,
+      audiences: [...s.audiences],
+      mode: s.mode,
+      algs: [...(s.algs ?? DEFAULTS.issuer.algs)],
+      skew_s: Math.ceil((s.clockSkew ?? DEFAULTS.issuer.clockSkew).ms / 1000),
+      timeout_ms: timeout,
+      jwks_refetch_s: Math.max(1, Math.ceil((s.jwksRefetchInterval ?? DEFAULTS.issuer.jwksRefetchInterval).ms / 1000)),
+      jwks_max_age_s: Math.max(1, Math.ceil((s.jwksMaxAge ?? DEFAULTS.issuer.jwksMaxAge).ms / 1000)),
+      patient_claim: s.patientClaim ?? DEFAULTS.issuer.patientClaim,
+      origin_loc: own.loc,
+      discovery_path: `${iss.pathname.replace(/\/+$/, "")}/.well-known/openid-configuration`,
+      jwks: s.jwksUri === undefined ? null : endpoint(s.jwksUri),
+      introspection:
+        s.mode === "jwt" || s.introspection === undefined
+          ? null
+          : {
+              endpoint: s.introspection.endpoint === undefined ? null : endpoint(s.introspection.endpoint),
+              client_id: s.introspection.clientId,
+              secret_env: s.introspection.clientSecretEnv,
+            },
+    };
+  });
+  return { issuers: out, locations };
 }
 
 /** Lowers a policy that passed validation; on an unvalidated one it may throw. */
 export function lowerPolicy(p: PolicyInput): PolicyIR {
   const strip = new Set<string>(BUILTIN_STRIP_HEADERS);
+  const idp = lowerIssuers(p.issuers ?? []);
+  const tc = p.tokenCache;
+  const secs = (ms: number): number => ms / 1000;
   for (const h of p.stripHeaders ?? []) strip.add(h.toLowerCase());
   return {
     ir_version: 1,
@@ -105,6 +221,13 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     request_id: { header: p.requestId?.header ?? DEFAULTS.requestIdHeader, pattern: DEFAULTS.requestIdPattern },
     limits: { max_body_bytes: (p.limits?.maxBody ?? DEFAULTS.maxBody).bytes },
     metrics: { max_series: p.metrics?.maxSeries ?? DEFAULTS.maxSeries },
+    token_cache: {
+      short_s: secs((tc?.shortTtl ?? DEFAULTS.tokenCache.shortTtl).ms),
+      long_s: secs((tc?.longTtl ?? DEFAULTS.tokenCache.longTtl).ms),
+      negative_s: secs((tc?.negativeTtl ?? DEFAULTS.tokenCache.negativeTtl).ms),
+    },
+    issuers: idp.issuers,
+    idp_locations: idp.locations,
     tenants: p.tenants.map(lowerTenant),
   };
 }

@@ -10,6 +10,17 @@ export const DEFAULTS = {
   maxBody: megabytes(16),
   maxSeries: 2000,
   requestIdHeader: "X-Request-ID",
+  issuer: {
+    algs: ["RS256", "PS256", "ES256"],
+    clockSkew: seconds(60),
+    timeout: seconds(3),
+    jwksRefetchInterval: seconds(30),
+    jwksMaxAge: seconds(3600),
+    patientClaim: "patient",
+    /** Used when `tls.ca` is not given (Debian's and OpenResty images' system bundle). */
+    caBundle: "/etc/ssl/certs/ca-certificates.crt",
+  },
+  tokenCache: { shortTtl: seconds(5), longTtl: seconds(60), negativeTtl: seconds(5) },
   /** Lua pattern the runtime applies to a client's request id before trusting it. */
   requestIdPattern: "^[%w%._:%-]+$",
 } as const;

@@ -55,6 +55,18 @@ export interface RouteProps {
    * @default the classified interaction's own cost
    */
   readonly cost?: CostClass;
+  /**
+   * Forward the client's Authorization header to the upstream. Off, the upstream never sees the
+   * token and relies on the identity headers the gateway sets.
+   * @default false
+   */
+  readonly keepAuthorization?: boolean;
+  /**
+   * How long a validated token may be served from the cache for matching requests
+   * (see {@link TokenCacheProps}).
+   * @default "long" for read, vread, instance history and capabilities; "short" for the rest
+   */
+  readonly tokenCacheClass?: TokenCacheClass;
 }
 
 export interface TenantProps {
@@ -77,6 +89,18 @@ export interface TenantProps {
    */
   readonly fhirVersions?: readonly string[];
   readonly upstream: UpstreamProps;
+  /**
+   * Ids of the {@link PolicyInput.issuers} whose tokens this tenant accepts. Every request but
+   * metadata and .well-known/smart-configuration must carry a valid bearer token from one of them.
+   * Give either issuers or `anonymous: true`.
+   */
+  readonly issuers?: readonly string[];
+  /**
+   * Serve this tenant without tokens (a public or test FHIR server). Must be said explicitly:
+   * a tenant without issuers is a policy error, never an open door.
+   * @default false
+   */
+  readonly anonymous?: boolean;
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }
@@ -105,11 +129,97 @@ export interface RequestIdProps {
   readonly header?: string;
 }
 
+export type ValidationMode = "jwt" | "introspection" | "auto";
+export type JwtAlg = "RS256" | "PS256" | "ES256";
+export type TokenCacheClass = "short" | "long";
+
+/** RFC 7662 token introspection at the issuer, authenticated with client_secret_basic. */
+export interface IntrospectionProps {
+  /**
+   * The introspection endpoint.
+   * @default the `introspection_endpoint` of the issuer's discovery document
+   */
+  readonly endpoint?: string;
+  readonly clientId: string;
+  /**
+   * Name of the environment variable that holds the client secret. nginx reads it when it
+   * starts; the secret is never written into a bundle, a manifest or a log.
+   */
+  readonly clientSecretEnv: string;
+}
+
+/** TLS towards the issuer's endpoints (discovery, JWKS, introspection). */
+export interface IssuerTlsProps {
+  /** PEM file of the CAs that sign the endpoints' certificates. @default the system CA bundle */
+  readonly ca?: string;
+  /** PEM client certificate for mTLS; needs `clientKey`. @default none */
+  readonly clientCert?: string;
+  /** PEM private key of `clientCert`. @default none */
+  readonly clientKey?: string;
+}
+
+/** An authorization server whose access tokens tenants accept. */
+export interface IssuerProps {
+  /** `^[a-z][a-z0-9-]{0,31}$`; tenants name issuers by it. */
+  readonly id: string;
+  /** The exact `iss` of its tokens, an http(s) URL (http only on loopback). */
+  readonly issuer: string;
+  /** Accepted `aud` values; a token must carry one of them. */
+  readonly audiences: readonly string[];
+  /**
+   * `jwt`: validate signed JWTs locally with the JWKS. `introspection`: ask the issuer about
+   * every (uncached) token. `auto`: JWTs locally, anything else by introspection.
+   */
+  readonly mode: ValidationMode;
+  /** @default ["RS256", "PS256", "ES256"] */
+  readonly algs?: readonly JwtAlg[];
+  /** Tolerance on exp, nbf and iat. @default seconds(60) */
+  readonly clockSkew?: Duration;
+  /**
+   * The JWKS URL.
+   * @default the `jwks_uri` of `<issuer>/.well-known/openid-configuration`
+   */
+  readonly jwksUri?: string;
+  /** Required for the `introspection` and `auto` modes. */
+  readonly introspection?: IntrospectionProps;
+  /** Time limit of one call to the issuer (connect, send, read). @default seconds(3) */
+  readonly timeout?: Duration;
+  /**
+   * Least time between two JWKS downloads for this issuer, however many unknown kids arrive.
+   * @default seconds(30)
+   */
+  readonly jwksRefetchInterval?: Duration;
+  /** A JWKS older than this is downloaded again. @default seconds(3600) */
+  readonly jwksMaxAge?: Duration;
+  /** @default verify against the system CAs, no client certificate */
+  readonly tls?: IssuerTlsProps;
+  /** Claim (or introspection field) naming the patient in context. @default "patient" */
+  readonly patientClaim?: string;
+}
+
+/**
+ * Validated tokens are cached under the SHA-256 of the token, never the token itself. An entry
+ * serves a request while it is younger than the request's class TTL and the token has not
+ * expired, so a revoked token stops working within the class TTL.
+ */
+export interface TokenCacheProps {
+  /** Writes, searches, operations. @default seconds(5) */
+  readonly shortTtl?: Duration;
+  /** Reads by id and capabilities. @default seconds(60) */
+  readonly longTtl?: Duration;
+  /** How long an invalid token is remembered as such. @default seconds(5) */
+  readonly negativeTtl?: Duration;
+}
+
 export interface PolicyInput {
   /** Names the policy in manifests and logs. */
   readonly name: string;
   /** @default { order: ["claim", "host", "path", "header"], header: "X-Tenant", claim: "tenant" } */
   readonly resolution?: ResolutionProps;
+  /** Authorization servers; tenants refer to them by id. @default [] */
+  readonly issuers?: readonly IssuerProps[];
+  /** @default { shortTtl: seconds(5), longTtl: seconds(60), negativeTtl: seconds(5) } */
+  readonly tokenCache?: TokenCacheProps;
   /** Also merged with `tenants/*.yaml` next to the policy file, after these. */
   readonly tenants: readonly TenantProps[];
   /**

@@ -10,6 +10,11 @@ import { unknownInteraction } from "./unknown-interaction.ts";
 import { unknownResourceType } from "./unknown-resource-type.ts";
 import { unreachableTenant } from "./unreachable-tenant.ts";
 import { upstreamUrl } from "./upstream-url.ts";
+import { tenantAuth } from "./tenant-auth.ts";
+import { unknownIssuer } from "./unknown-issuer.ts";
+import { duplicateIssuer } from "./duplicate-issuer.ts";
+import { issuerUrls } from "./issuer-urls.ts";
+import { issuerMode } from "./issuer-mode.ts";
 
 export type { Check } from "./types.ts";
 
@@ -26,4 +31,9 @@ export const CHECKS: readonly Check[] = [
   duplicateRouteId,
   operationName,
   headerName,
+  tenantAuth,
+  unknownIssuer,
+  duplicateIssuer,
+  issuerUrls,
+  issuerMode,
 ];

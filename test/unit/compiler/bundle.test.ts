@@ -53,7 +53,7 @@ describe("buildBundle", () => {
     const versions = new Set<string | undefined>();
     versions.add((await buildBundle(params)).version);
     versions.add((await buildBundle({ ...params, options: { ...options, workers: 1 } })).version);
-    project.writeFile("tenants/x.yaml", "id: initech\npathPrefix: /initech\nupstream: { url: 'http://127.0.0.1:8103' }\n");
+    project.writeFile("tenants/x.yaml", "id: initech\npathPrefix: /initech\nupstream: { url: 'http://127.0.0.1:8103' }\nanonymous: true\n");
     versions.add((await buildBundle(params)).version);
     project.writePolicy(TWO_TENANTS.replace('name: "t"', 'name: "t2"'));
     versions.add((await buildBundle(params)).version);

@@ -15,6 +15,9 @@ describe("lowering to the IR", () => {
       request_id: { header: "X-Request-ID", pattern: "^[%w%._:%-]+$" },
       limits: { max_body_bytes: 16 * 1024 * 1024 },
       metrics: { max_series: 2000 },
+      token_cache: { short_s: 5, long_s: 60, negative_s: 5 },
+      issuers: [],
+      idp_locations: [],
       tenants: [
         {
           id: "acme",
@@ -24,6 +27,8 @@ describe("lowering to the IR", () => {
           fhir_base: "/fhir",
           fhir_versions: [],
           upstream: { name: "fe_up_acme", scheme: "http", host: "127.0.0.1", port: 8103, base_path: "/acme/R4", keepalive: 32, connect_timeout_ms: 2000, read_timeout_ms: 30_000 },
+          issuers: [],
+          anonymous: true,
           routes: [],
         },
       ],
@@ -50,8 +55,8 @@ describe("lowering to the IR", () => {
     expect(t?.path_prefix).toBeNull();
     expect(t?.upstream).toMatchObject({ scheme: "https", host: "fhir.example.org", port: 443, base_path: "/base", keepalive: 0, read_timeout_ms: 5000 });
     expect(t?.routes).toEqual([
-      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: "high" },
-      { id: "s", match: { interactions: null, resource_types: null, operations: null }, action: "allow", cost: null },
+      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: "high", keep_authorization: false, token_cache_class: null },
+      { id: "s", match: { interactions: null, resource_types: null, operations: null }, action: "allow", cost: null, keep_authorization: false, token_cache_class: null },
     ]);
     expect(ir.strip_headers.filter((h) => h === "x-user-id")).toHaveLength(1);
     expect(ir.strip_headers).toContain("x-internal");
@@ -61,5 +66,56 @@ describe("lowering to the IR", () => {
 
   it("gives the root path as an empty base path", () => {
     expect(lowerPolicy(policy([tenant("a", { upstream: { url: "http://u:81/" } })])).tenants[0]?.upstream).toMatchObject({ host: "u", port: 81, base_path: "" });
+  });
+
+  it("lowers issuers: defaults, one internal location per origin, discovery when endpoints are not given", () => {
+    const ir = lowerPolicy(
+      policy([tenant("a", { anonymous: undefined, issuers: ["idp", "okta"] })], {
+        issuers: [
+          { id: "idp", issuer: "http://127.0.0.1:8104", audiences: ["https://fhir"], mode: "jwt" },
+          {
+            id: "okta",
+            issuer: "https://id.example.org/oauth2/default/",
+            audiences: ["api://fhir"],
+            mode: "auto",
+            clockSkew: seconds(5),
+            jwksUri: "https://keys.example.org/jwks",
+            introspection: { endpoint: "https://id.example.org/oauth2/v1/introspect", clientId: "gw", clientSecretEnv: "OKTA_SECRET" },
+            tls: { ca: "/etc/ca.pem", clientCert: "/etc/c.pem", clientKey: "/etc/k.pem" },
+          },
+        ],
+        tokenCache: { shortTtl: seconds(2), longTtl: seconds(30), negativeTtl: seconds(1) },
+      }),
+    );
+    expect(ir.tenants[0]).toMatchObject({ issuers: ["idp", "okta"], anonymous: false });
+    expect(ir.token_cache).toEqual({ short_s: 2, long_s: 30, negative_s: 1 });
+    expect(ir.issuers[0]).toEqual({
+      id: "idp",
+      issuer: "http://127.0.0.1:8104",
+      audiences: ["https://fhir"],
+      mode: "jwt",
+      algs: ["RS256", "PS256", "ES256"],
+      skew_s: 60,
+      timeout_ms: 3000,
+      jwks_refetch_s: 30,
+      jwks_max_age_s: 3600,
+      patient_claim: "patient",
+      origin_loc: "/__fe_idp/0-0",
+      discovery_path: "/.well-known/openid-configuration",
+      jwks: null,
+      introspection: null,
+    });
+    expect(ir.issuers[1]).toMatchObject({
+      skew_s: 5,
+      origin_loc: "/__fe_idp/1-0",
+      discovery_path: "/oauth2/default/.well-known/openid-configuration",
+      jwks: { loc: "/__fe_idp/1-1", path: "/jwks" },
+      introspection: { endpoint: { loc: "/__fe_idp/1-0", path: "/oauth2/v1/introspect" }, client_id: "gw", secret_env: "OKTA_SECRET" },
+    });
+    expect(ir.idp_locations).toEqual([
+      { loc: "/__fe_idp/0-0", origin: "http://127.0.0.1:8104", scheme: "http", host: "127.0.0.1", host_header: "127.0.0.1:8104", timeout_ms: 3000, tls: null },
+      { loc: "/__fe_idp/1-0", origin: "https://id.example.org", scheme: "https", host: "id.example.org", host_header: "id.example.org", timeout_ms: 3000, tls: { ca: "/etc/ca.pem", client_cert: "/etc/c.pem", client_key: "/etc/k.pem" } },
+      { loc: "/__fe_idp/1-1", origin: "https://keys.example.org", scheme: "https", host: "keys.example.org", host_header: "keys.example.org", timeout_ms: 3000, tls: { ca: "/etc/ca.pem", client_cert: "/etc/c.pem", client_key: "/etc/k.pem" } },
+    ]);
   });
 });

@@ -19,8 +19,8 @@ describe("loadPolicy", () => {
   it("merges tenants/*.yaml after the policy's own tenants, converting durations", async () => {
     project = tempProject();
     project.writePolicy(TWO_TENANTS);
-    project.writeFile("tenants/b-initech.yaml", "id: initech\npathPrefix: /initech\nupstream:\n  url: http://127.0.0.1:8103/initech/R4\n  connectTimeout: 500ms\n  readTimeout: 60000\n");
-    project.writeFile("tenants/a-hooli.yml", "id: hooli\nhosts: [hooli.example.org]\nupstream: { url: 'http://127.0.0.1:8104', readTimeout: 1.5m }\n");
+    project.writeFile("tenants/b-initech.yaml", "id: initech\npathPrefix: /initech\nupstream:\n  url: http://127.0.0.1:8103/initech/R4\n  connectTimeout: 500ms\n  readTimeout: 60000\nanonymous: true\n");
+    project.writeFile("tenants/a-hooli.yml", "id: hooli\nhosts: [hooli.example.org]\nupstream: { url: 'http://127.0.0.1:8104', readTimeout: 1.5m }\nanonymous: true\n");
     project.writeFile("tenants/notes.txt", "ignored");
     const r = await loadPolicy(project.policyFile);
     expect(r.diagnostics).toEqual([]);
@@ -36,7 +36,7 @@ describe("loadPolicy", () => {
   it("lists local modules the policy imports as inputs", async () => {
     project = tempProject();
     project.writeFile("shared/upstreams.ts", 'export const ACME = "http://127.0.0.1:8103/acme/R4";\n');
-    project.writePolicy('{ name: "t", tenants: [{ id: "acme", pathPrefix: "/acme", upstream: { url: ACME } }] }');
+    project.writePolicy('{ name: "t", tenants: [{ id: "acme", pathPrefix: "/acme", upstream: { url: ACME }, anonymous: true }] }');
     project.writeFile("gateway.policy.ts", 'import { ACME } from "./shared/upstreams.ts";\n' + (await import("node:fs")).readFileSync(project.policyFile, "utf8"));
     const r = await loadPolicy(project.policyFile);
     expect(r.diagnostics).toEqual([]);

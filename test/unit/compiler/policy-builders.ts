@@ -2,7 +2,7 @@
 import type { PolicyInput, TenantProps } from "../../../policy-dsl/index.ts";
 
 export function tenant(id: string, extra: Partial<TenantProps> = {}): TenantProps {
-  return { id, pathPrefix: `/${id}`, upstream: { url: `http://127.0.0.1:8103/${id}/R4` }, ...extra };
+  return { id, pathPrefix: `/${id}`, upstream: { url: `http://127.0.0.1:8103/${id}/R4` }, anonymous: true, ...extra };
 }
 
 export function policy(tenants: readonly TenantProps[], extra: Partial<PolicyInput> = {}): PolicyInput {

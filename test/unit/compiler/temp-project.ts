@@ -76,7 +76,7 @@ export function tempProject(): TempProject {
 export const TWO_TENANTS = `{
   name: "t",
   tenants: [
-    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", readTimeout: seconds(45) } },
-    { id: "globex", pathPrefix: "/globex", upstream: { url: "http://127.0.0.1:8103/globex/R4" } },
+    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", readTimeout: seconds(45) }, anonymous: true },
+    { id: "globex", pathPrefix: "/globex", upstream: { url: "http://127.0.0.1:8103/globex/R4" }, anonymous: true },
   ],
 }`;

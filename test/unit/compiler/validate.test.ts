@@ -16,7 +16,7 @@ describe("validatePolicy", () => {
   });
 
   it("does not pile a rule's finding on a value the schema already rejected", () => {
-    const bad = { name: "p", tenants: [{ id: "a", pathPrefix: "/a", upstream: { url: 5 } }] };
+    const bad = { name: "p", tenants: [{ id: "a", pathPrefix: "/a", upstream: { url: 5 }, anonymous: true }] };
     const ds = validatePolicy(bad).diagnostics;
     expect(ds.map((d) => d.code)).toEqual(["FE1003"]);
   });
