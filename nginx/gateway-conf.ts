@@ -55,7 +55,7 @@ export interface GatewayConfInput {
 const ERROR_STATUSES = [400, 403, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504];
 
 /** Headers the gateway sets itself; their client copies are replaced rather than dropped. */
-const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent"]);
+const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent", "x-user-id", "x-client-id", "x-fhir-patient", "authorization"]);
 
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
@@ -68,6 +68,43 @@ function upstreams(ir: PolicyIR): ConfNode[] {
       ...(t.upstream.keepalive > 0 ? [d("keepalive", t.upstream.keepalive)] : []),
     ]),
   );
+}
+
+/**
+ * One internal location per issuer origin: the Lua identity code reaches discovery, JWKS and
+ * introspection with ngx.location.capture, so nginx's own proxy does the HTTP, TLS and mTLS.
+ * Nothing of the client's request goes along: no headers, no body.
+ */
+function idpLocations(ir: PolicyIR): ConfNode[] {
+  return ir.idp_locations.map((l) => {
+    const tls = l.tls;
+    return block("location", [`${l.loc}/`], [
+      d("internal"),
+      d("rewrite", `^${l.loc}(/.*)$`, "$1", "break"),
+      d("proxy_pass", l.origin),
+      d("proxy_pass_request_headers", "off"),
+      d("proxy_set_header", "Host", l.host_header),
+      d("proxy_set_header", "Authorization", "$fe_idp_auth"),
+      d("proxy_set_header", "Content-Type", "$fe_idp_ctype"),
+      d("proxy_set_header", "Accept", "application/json"),
+      d("proxy_connect_timeout", seconds(l.timeout_ms)),
+      d("proxy_send_timeout", seconds(l.timeout_ms)),
+      d("proxy_read_timeout", seconds(l.timeout_ms)),
+      d("proxy_intercept_errors", "off"),
+      ...(tls === null
+        ? []
+        : [
+            d("proxy_ssl_verify", "on"),
+            d("proxy_ssl_verify_depth", 4),
+            d("proxy_ssl_trusted_certificate", tls.ca),
+            d("proxy_ssl_server_name", "on"),
+            d("proxy_ssl_name", l.host),
+            ...(tls.client_cert !== null && tls.client_key !== null
+              ? [d("proxy_ssl_certificate", tls.client_cert), d("proxy_ssl_certificate_key", tls.client_key)]
+              : []),
+          ]),
+    ]);
+  });
 }
 
 function gatewayServer(input: GatewayConfInput): ConfNode {
@@ -99,6 +136,13 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
       d("set", "$fe_labels", ""),
       d("set", "$fe_tenant_id", ""),
       d("set", "$fe_traceparent", ""),
+      d("set", "$fe_user_id", ""),
+      d("set", "$fe_client_id", ""),
+      d("set", "$fe_patient", ""),
+      d("set", "$fe_authorization", ""),
+      // Declared here, given values per subrequest (capture's `vars`) in the idp locations.
+      d("set", "$fe_idp_auth", ""),
+      d("set", "$fe_idp_ctype", ""),
       lua("access_by_lua_block", 'require("phases.access").run()'),
       d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
       d("proxy_http_version", "1.1"),
@@ -111,6 +155,11 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
       d("proxy_set_header", "X-Request-ID", "$fe_request_id"),
       d("proxy_set_header", "X-Policy-Version", input.version),
       d("proxy_set_header", "traceparent", "$fe_traceparent"),
+      d("proxy_set_header", "X-User-ID", "$fe_user_id"),
+      d("proxy_set_header", "X-Client-ID", "$fe_client_id"),
+      d("proxy_set_header", "X-FHIR-Patient", "$fe_patient"),
+      // Empty (the default) drops the client's token; a route with keepAuthorization forwards it.
+      d("proxy_set_header", "Authorization", "$fe_authorization"),
       d("proxy_ssl_server_name", "on"),
       d("proxy_ssl_name", "$fe_upstream_host"),
       d("proxy_connect_timeout", seconds(connect)),
@@ -121,6 +170,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     ]),
     blank,
     block("location", ["=", "/__fe_error"], [d("internal"), lua("content_by_lua_block", 'require("phases.errors").from_nginx()')]),
+    ...idpLocations(ir),
   ]);
 }
 
@@ -148,6 +198,8 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
     d("pid", `${stateDir}/run/nginx.pid`),
     d("error_log", `${stateDir}/logs/error.log`, "warn"),
     d("worker_processes", options.workers),
+    // Issuer client secrets come from the environment, never from the bundle.
+    ...[...new Set(ir.issuers.flatMap((i) => (i.introspection === null ? [] : [i.introspection.secret_env])))].map((e) => d("env", e)),
     blank,
     block("events", [], [d("worker_connections", 4096)]),
     blank,
@@ -155,6 +207,12 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("lua_package_path", luaPath),
       d("lua_package_cpath", luaCpath),
       d("lua_shared_dict", "fe_metrics", "8m"),
+      // Validated tokens by SHA-256 (LRU at the limit: an evicted token is validated again).
+      d("lua_shared_dict", "fe_tokens", "16m"),
+      // Known-bad tokens and kids: attacker-driven, so apart, where a flood evicts only its own kind.
+      d("lua_shared_dict", "fe_auth_neg", "4m"),
+      // JWKS documents, discovery results and single-flight locks.
+      d("lua_shared_dict", "fe_auth", "4m"),
       lua("init_by_lua_block", 'require("phases.init").init()'),
       lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "")),
       blank,
@@ -171,8 +229,9 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       // ran; empty is the right value there, and a warning per attack request is noise.
       d("uninitialized_variable_warn", "off"),
       d("default_type", "application/octet-stream"),
-      // A request line or header over 8 KB is a 414/400, never a larger allocation.
-      d("large_client_header_buffers", 4, "8k"),
+      // Room for a 20 KB Authorization header to reach Lua, which answers it with a 401 (a
+      // 494 from nginx could not say WWW-Authenticate). The access phase holds URIs to 8 KB.
+      d("large_client_header_buffers", 4, "32k"),
       d("client_max_body_size", ir.limits.max_body_bytes),
       d("keepalive_timeout", "65s"),
       blank,

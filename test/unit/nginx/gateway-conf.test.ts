@@ -12,8 +12,20 @@ import { megabytes, seconds, type PolicyInput } from "../../../policy-dsl/index.
 const POLICY: PolicyInput = {
   name: "snapshot",
   tenants: [
-    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", connectTimeout: seconds(1), readTimeout: seconds(60) } },
-    { id: "globex", hosts: ["globex.example.org"], upstream: { url: "https://fhir.globex.example:8443", keepalive: 0, readTimeout: seconds(30) } },
+    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", connectTimeout: seconds(1), readTimeout: seconds(60) }, anonymous: true },
+    { id: "globex", hosts: ["globex.example.org"], upstream: { url: "https://fhir.globex.example:8443", keepalive: 0, readTimeout: seconds(30) }, issuers: ["local", "corp"] },
+  ],
+  issuers: [
+    { id: "local", issuer: "http://127.0.0.1:8104", audiences: ["https://fhir"], mode: "jwt" },
+    {
+      id: "corp",
+      issuer: "https://idp.globex.example/realms/fhir",
+      audiences: ["fhir-api"],
+      mode: "auto",
+      timeout: seconds(2),
+      introspection: { clientId: "gateway", clientSecretEnv: "CORP_INTROSPECTION_SECRET" },
+      tls: { ca: "/etc/ssl/certs/ca-certificates.crt" },
+    },
   ],
   limits: { maxBody: megabytes(4) },
 };
@@ -55,7 +67,7 @@ describe("gateway nginx.conf", () => {
     for (const d of ["logs", "run", "tmp"]) mkdirSync(path.join(tmp, d));
     // nginx -t runs init_by_lua, so the module it requires must exist.
     writeFileSync(path.join(bundle, "lua", "phases", "init.lua"), "return { init = function() end, init_worker = function() end }\n");
-    writeFileSync(path.join(bundle, "nginx.conf"), conf(tmp, runtime, "127.0.0.1:18080", "127.0.0.1:19145").replace("fhir.globex.example", "127.0.0.1"));
+    writeFileSync(path.join(bundle, "nginx.conf"), conf(tmp, runtime, "127.0.0.1:18080", "127.0.0.1:19145").replaceAll("fhir.globex.example", "127.0.0.1").replaceAll("idp.globex.example", "127.0.0.1"));
     // -t parses and resolves but binds nothing, so fixed ports cannot clash.
     const r = spawnSync(runtime.nginx, ["-t", "-p", `${tmp}/`, "-c", path.join(bundle, "nginx.conf"), "-e", path.join(tmp, "logs", "error.log")], { encoding: "utf8" });
     expect(`${r.stdout}${r.stderr}`).toContain("test is successful");
