@@ -16,6 +16,9 @@ export interface CompiledRoute {
   readonly interactions: LuaTable<string, boolean> | undefined;
   readonly types: LuaTable<string, boolean> | undefined;
   readonly operations: LuaTable<string, boolean> | undefined;
+  readonly keep_authorization: boolean;
+  /** Seconds a cached token validation may serve matching requests; undefined: by interaction. */
+  readonly token_max_age: number | undefined;
 }
 
 function toSet(list: readonly string[] | undefined): LuaTable<string, boolean> | undefined {
@@ -35,6 +38,8 @@ function compileRoutes(routes: readonly RouteIR[]): CompiledRoute[] {
       interactions: toSet(r.match.interactions),
       types: toSet(r.match.resource_types),
       operations: toSet(r.match.operations),
+      keep_authorization: r.keep_authorization,
+      token_max_age: r.token_cache_class === undefined ? undefined : r.token_cache_class === "long" ? policy.token_cache.long_s : policy.token_cache.short_s,
     });
   }
   return out;
@@ -52,6 +57,17 @@ export const index: TenantIndex = buildIndex(policy);
 export const stripHeaders: readonly string[] = policy.strip_headers;
 export const tenantHeaderVar: string = headerVar(policy.resolution.header);
 export const maxSeries: number = policy.metrics.max_series;
+/** The token's tenant claim must agree with the resolved tenant when `claim` is in the order. */
+export const checkTenantClaim: boolean = (() => {
+  for (const m of policy.resolution.order) if (m === "claim") return true;
+  return false;
+})();
+
+/** Plain reads may use a token validation for the long TTL; writes and searches the short one. */
+const LONG_CLASS: Record<string, boolean> = { "read": true, "vread": true, "history-instance": true, "capabilities": true, "smart-configuration": true };
+export function tokenMaxAge(interaction: string): number {
+  return LONG_CLASS[interaction] === true ? policy.token_cache.long_s : policy.token_cache.short_s;
+}
 
 const routesByTenant = new LuaTable<string, CompiledRoute[]>();
 const hostHeaders = new LuaTable<string, string>();

@@ -14,6 +14,8 @@ export interface RouteIR {
   };
   readonly action: "allow" | "deny";
   readonly cost: CostClass | undefined;
+  readonly keep_authorization: boolean;
+  readonly token_cache_class: "short" | "long" | undefined;
 }
 
 export interface UpstreamIR {
@@ -35,7 +37,33 @@ export interface TenantIR {
   readonly fhir_base: string;
   readonly fhir_versions: readonly string[];
   readonly upstream: UpstreamIR;
+  readonly issuers: readonly string[];
+  readonly anonymous: boolean;
   readonly routes: readonly RouteIR[];
+}
+
+export interface EndpointIR {
+  readonly loc: string;
+  readonly path: string;
+}
+
+export type ValidationMode = "jwt" | "introspection" | "auto";
+
+export interface IssuerIR {
+  readonly id: string;
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  readonly mode: ValidationMode;
+  readonly algs: readonly ("RS256" | "PS256" | "ES256")[];
+  readonly skew_s: number;
+  readonly timeout_ms: number;
+  readonly jwks_refetch_s: number;
+  readonly jwks_max_age_s: number;
+  readonly patient_claim: string;
+  readonly origin_loc: string;
+  readonly discovery_path: string;
+  readonly jwks: EndpointIR | undefined;
+  readonly introspection: { readonly endpoint: EndpointIR | undefined; readonly client_id: string; readonly secret_env: string } | undefined;
 }
 
 export interface PolicyIR {
@@ -47,6 +75,8 @@ export interface PolicyIR {
   readonly request_id: { readonly header: string };
   readonly limits: { readonly max_body_bytes: number };
   readonly metrics: { readonly max_series: number };
+  readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };
+  readonly issuers: readonly IssuerIR[];
   readonly tenants: readonly TenantIR[];
 }
 
@@ -59,4 +89,6 @@ export declare const strip_headers: PolicyIR["strip_headers"];
 export declare const request_id: PolicyIR["request_id"];
 export declare const limits: PolicyIR["limits"];
 export declare const metrics: PolicyIR["metrics"];
+export declare const token_cache: PolicyIR["token_cache"];
+export declare const issuers: PolicyIR["issuers"];
 export declare const tenants: PolicyIR["tenants"];

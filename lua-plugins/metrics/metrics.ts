@@ -79,6 +79,38 @@ export function record(labels: string, tenant: string, status: number, seconds: 
   if (b === undefined || s === undefined) dictFull = dictFull + 1;
 }
 
+function count(key: string, by: number): void {
+  const d = dict();
+  if (d === undefined) return;
+  const [v] = d.incr(key, by, 0);
+  if (v === undefined) dictFull = dictFull + 1;
+}
+
+/**
+ * Identity outcomes. `via` is jwt, introspection or cache; `outcome` is ok or the precise
+ * reason (a fixed code). Tenants come from the policy, so the label set is bounded.
+ */
+export function countAuth(tenant: string, via: string, outcome: string): void {
+  count("a" + SEP + tenant + SEP + via + SEP + outcome, 1);
+}
+
+/** Token cache lookups: hit or miss. */
+export function countCache(hit: boolean): void {
+  count(hit ? "c\thit" : "c\tmiss", 1);
+}
+
+/** JWKS downloads per issuer: ok or failed. */
+export function countJwks(issuer: string, ok: boolean): void {
+  count("j" + SEP + issuer + SEP + (ok ? "ok" : "failed"), 1);
+}
+
+/** One introspection call's latency, per issuer. */
+export function observeIntrospection(issuer: string, seconds: number): void {
+  const h = "i" + SEP + issuer + SEP;
+  count(h + bucketIndex(seconds), 1);
+  count(h + "sum", seconds);
+}
+
 function esc(v: string): string {
   const [s] = string.gsub(v, '[\\"\n]', (c: string) => (c === "\n" ? "\\n" : "\\" + c));
   return s;
@@ -106,6 +138,11 @@ export function render(policyVersion: string): string {
   const req: string[] = [];
   const hist = new LuaTable<string, LuaTable<string, number>>();
   const tenants: string[] = [];
+  const auth: string[] = [];
+  const cache: string[] = [];
+  const jwks: string[] = [];
+  const ihist = new LuaTable<string, LuaTable<string, number>>();
+  const issuers: string[] = [];
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -119,6 +156,20 @@ export function render(policyVersion: string): string {
         h = new LuaTable<string, number>();
         hist.set(parts[1]!, h);
         tenants.push(parts[1]!);
+      }
+      h.set(parts[2]!, v);
+    } else if (parts[0] === "a" && parts.length === 4) {
+      auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "c" && parts.length === 2) {
+      cache.push('fe_token_cache_lookups_total{result="' + esc(parts[1]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "j" && parts.length === 3) {
+      jwks.push('fe_jwks_fetches_total{issuer="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "i" && parts.length === 3) {
+      let h = ihist.get(parts[1]!);
+      if (h === undefined) {
+        h = new LuaTable<string, number>();
+        ihist.set(parts[1]!, h);
+        issuers.push(parts[1]!);
       }
       h.set(parts[2]!, v);
     }
@@ -139,6 +190,29 @@ export function render(policyVersion: string): string {
     }
     lines.push('fe_request_duration_seconds_sum{tenant="' + esc(t) + '"} ' + string.format("%.6f", h.get("sum") ?? 0));
     lines.push('fe_request_duration_seconds_count{tenant="' + esc(t) + '"} ' + string.format("%d", cum));
+  }
+
+  lines.push("# HELP fe_auth_validations_total Token validations by tenant, path (jwt, introspection, cache) and outcome (ok or the reason).");
+  lines.push("# TYPE fe_auth_validations_total counter");
+  for (const l of auth) lines.push(l);
+  lines.push("# HELP fe_token_cache_lookups_total Token cache lookups by result.");
+  lines.push("# TYPE fe_token_cache_lookups_total counter");
+  for (const l of cache) lines.push(l);
+  lines.push("# HELP fe_jwks_fetches_total JWKS downloads by issuer and outcome.");
+  lines.push("# TYPE fe_jwks_fetches_total counter");
+  for (const l of jwks) lines.push(l);
+  lines.push("# HELP fe_introspection_duration_seconds Introspection call latency by issuer.");
+  lines.push("# TYPE fe_introspection_duration_seconds histogram");
+  for (const iss of issuers) {
+    const h = ihist.get(iss)!;
+    let cum = 0;
+    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
+      cum = cum + (h.get(tostring(i)) ?? 0);
+      const le = i < LATENCY_BUCKETS.length ? tostring(LATENCY_BUCKETS[i]!) : "+Inf";
+      lines.push('fe_introspection_duration_seconds_bucket{issuer="' + esc(iss) + '",le="' + le + '"} ' + string.format("%d", cum));
+    }
+    lines.push('fe_introspection_duration_seconds_sum{issuer="' + esc(iss) + '"} ' + string.format("%.6f", h.get("sum") ?? 0));
+    lines.push('fe_introspection_duration_seconds_count{issuer="' + esc(iss) + '"} ' + string.format("%d", cum));
   }
 
   const [overflow] = d.get(OVERFLOW);

@@ -9,10 +9,21 @@ import { classify, isSupportedMethod, type ClassifyError } from "../fhir/classif
 import { checkPath, checkQuery, splitTarget } from "../http/uri";
 import { isValidRequestId, nextTraceparent } from "../http/request_id";
 import { fhirPath, normalizeHost, resolve } from "../routing/tenant";
+import { authenticate, type AuthFailure } from "../auth/identity";
+import { countAuth } from "../metrics/metrics";
 
 const req = ngx.req;
 const ngxVar = ngx.var;
 const ALLOW = { Allow: "GET, HEAD, POST, PUT, PATCH, DELETE" };
+/** Longest request target accepted (nginx's header buffers are larger, for long tokens). */
+const MAX_URI = 8192;
+const REALM = 'Bearer realm="fhir-edge"';
+const CHALLENGE = {
+  none: { "WWW-Authenticate": REALM },
+  invalid_request: { "WWW-Authenticate": REALM + ', error="invalid_request"' },
+  invalid_token: { "WWW-Authenticate": REALM + ', error="invalid_token"' },
+};
+const RETRY = { "Retry-After": "5" };
 
 /** Per-request facts the later phases need; also mirrored into $fe_labels for error pages. */
 export interface RequestCtx {
@@ -41,6 +52,14 @@ function refuse(ctx: RequestCtx, status: number, code: IssueCode, message: strin
   return sendProblem({ status, code, message }, ctx.request_id, headers);
 }
 
+/** The client learns the kind of failure, never which check failed (that goes to metrics). */
+function refuseAuth(ctx: RequestCtx, f: AuthFailure): never {
+  if (f.status === 503) return refuse(ctx, 503, "transient", "The access token cannot be validated right now; try again shortly.", RETRY);
+  if (f.error === "invalid_request") return refuse(ctx, 401, "login", "The Authorization header is not a single valid bearer token.", CHALLENGE.invalid_request);
+  if (f.error === "invalid_token") return refuse(ctx, 401, "login", "The access token is not valid.", CHALLENGE.invalid_token);
+  return refuse(ctx, 401, "login", "An access token is required.", CHALLENGE.none);
+}
+
 export function run(this: void): void {
   const nginxId = ngxVar.request_id ?? "";
   const incoming = ngxVar.http_x_request_id;
@@ -51,7 +70,9 @@ export function run(this: void): void {
   const ctx: RequestCtx = { request_id: requestId, tenant: "none", interaction: "none", resource_type: "none" };
 
   const method = req.get_method();
-  const [path, args] = splitTarget(ngxVar.request_uri ?? "");
+  const uri = ngxVar.request_uri ?? "";
+  if (uri.length > MAX_URI) return refuse(ctx, 414, "too-long", "The request URI is too long.");
+  const [path, args] = splitTarget(uri);
   if (checkPath(path) !== undefined) {
     return refuse(ctx, 400, "invalid", "The request path has an encoded, empty or dot segment, or a character FHIR paths do not use.");
   }
@@ -87,6 +108,22 @@ export function run(this: void): void {
   ngxVar.fe_labels = labels(ctx);
 
   const route = gw.matchRoute(tenant, c);
+  // Authentication before the route's own verdict: an anonymous client learns nothing about
+  // which interactions a tenant allows.
+  const keepAuth = route !== undefined && route.keep_authorization;
+  if (!tenant.anonymous && !c.public) {
+    const maxAge = route !== undefined && route.token_max_age !== undefined ? route.token_max_age : gw.tokenMaxAge(c.interaction);
+    const [id, failure] = authenticate(ngxVar.http_authorization, tenant, maxAge);
+    if (id === undefined) return refuseAuth(ctx, failure!);
+    if (gw.checkTenantClaim && id.tenant !== undefined && id.tenant !== tenant.id) {
+      countAuth(tenant.id, "claim", "tenant_mismatch");
+      return refuse(ctx, 403, "forbidden", "The access token is not valid for this tenant.");
+    }
+    ngxVar.fe_user_id = id.sub ?? "";
+    ngxVar.fe_client_id = id.client_id ?? "";
+    ngxVar.fe_patient = id.patient ?? "";
+  }
+  if (keepAuth) ngxVar.fe_authorization = ngxVar.http_authorization ?? "";
   if (route !== undefined) {
     if (route.deny) return refuse(ctx, 403, "forbidden", "This interaction is not allowed on this tenant.");
     if (route.cost !== undefined) c.cost = route.cost;

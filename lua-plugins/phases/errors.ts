@@ -7,8 +7,19 @@ import { codeForStatus, messageForStatus, sendProblem } from "../core/outcome";
 
 const ngxVar = ngx.var;
 
+const CHALLENGE = { "WWW-Authenticate": 'Bearer realm="fhir-edge", error="invalid_request"' };
+
 export function from_nginx(this: void): void {
   let status = ngx.status;
+  // nginx refuses a second Authorization header itself (400). Say what RFC 6750 says instead:
+  // 401 invalid_request. The headers are parsed by then, so the duplicate is visible.
+  if (status === 400) {
+    const [headers] = ngx.req.get_headers(100);
+    if (type(headers["authorization"]) === "table") {
+      const id = ngxVar.fe_request_id;
+      return sendProblem({ status: 401, code: "login", message: "The Authorization header is not a single valid bearer token." }, id !== undefined && id !== "" ? id : ngxVar.request_id, CHALLENGE);
+    }
+  }
   // 494 is nginx's internal code for oversized request headers; clients get a plain 400.
   if (status === 494) status = 400;
   if (status < 400) status = 500;

@@ -45,6 +45,28 @@ interface SharedDict {
 
 interface NgxShared {
   readonly fe_metrics?: SharedDict;
+  readonly fe_tokens?: SharedDict;
+  readonly fe_auth_neg?: SharedDict;
+  readonly fe_auth?: SharedDict;
+}
+
+interface CaptureOptions {
+  method?: number;
+  body?: string;
+  /** Values of variables in the subrequest (they must be declared somewhere with `set`). */
+  vars?: Record<string, string>;
+}
+
+interface CaptureResponse {
+  readonly status: number;
+  readonly body: string;
+  readonly header: Record<string, string | string[] | undefined>;
+  /** True when the body was cut short (an upstream error mid-body). */
+  readonly truncated: boolean;
+}
+
+interface NgxLocation {
+  capture(this: void, uri: string, options?: CaptureOptions): CaptureResponse;
 }
 
 /** Request variables; an unset or unknown variable reads as undefined. */
@@ -62,6 +84,8 @@ interface NgxApi {
   readonly OK: 0;
   readonly ERROR: -1;
   readonly HTTP_OK: 200;
+  readonly HTTP_GET: number;
+  readonly HTTP_POST: number;
   readonly ERR: number;
   readonly WARN: number;
   readonly NOTICE: number;
@@ -76,6 +100,7 @@ interface NgxApi {
   readonly re: NgxRe;
   readonly shared: NgxShared;
   readonly config: NgxConfig;
+  readonly location: NgxLocation;
   /** Response headers; assigning undefined removes one. */
   readonly header: Record<string, string | string[] | undefined>;
   /** Per-request table; lives for the request, across phases. */
@@ -94,6 +119,9 @@ interface NgxApi {
   decode_base64(this: void, s: string): string | undefined;
   escape_uri(this: void, s: string): string;
   get_phase(this: void): string;
+  /** Yields the request's coroutine; only in phases that may yield (access, content, timers). */
+  sleep(this: void, seconds: number): void;
+  is_subrequest: boolean;
 }
 
 declare const ngx: NgxApi;
