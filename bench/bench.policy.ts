@@ -16,6 +16,7 @@ export default definePolicy({
       pathPrefix: "/acme",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
+      anonymous: true,
       routes: routes([
         { id: "no-system-export", match: { interactions: ["operation-system"], operations: ["$export"] }, action: "deny" },
         { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: "high" },
@@ -26,6 +27,7 @@ export default definePolicy({
       pathPrefix: "/globex",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
+      anonymous: true,
       routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: "high" }]),
     },
   ],

@@ -10,7 +10,7 @@
  *
  *   npx tsx demo/authz.ts [--port 8104]
  */
-import { generateKeyPairSync, randomBytes, type JsonWebKey } from "node:crypto";
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type JsonWebKey } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -66,6 +66,12 @@ export interface Authz {
   revoke(token: string): Promise<void>;
   counters(): AuthzCounters;
   resetCounters(): void;
+  /** New signing keys (new kids); clients, secrets and issued opaque tokens stay. */
+  rotateKeys(): void;
+  /** Signs arbitrary claims with the current key for `alg`: lets tests forge edge cases. */
+  sign(claims: Record<string, unknown>, alg?: TokenAlg): string;
+  /** Stops listening for `ms`, dropping open connections, then listens again on the same port. */
+  pause(ms: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -77,6 +83,11 @@ export interface AuthzOptions {
   readonly audience?: string;
   /** Fixed client secrets, so a restarted demo keeps working with saved settings. @default random */
   readonly secrets?: { readonly demo?: string; readonly gateway?: string };
+  /**
+   * Serve the test hooks over HTTP under /__admin (counters, rotate, sign, pause), for tests
+   * in other processes. Never in the demo: `sign` mints any token. @default false
+   */
+  readonly adminHooks?: boolean;
 }
 
 /**
@@ -161,7 +172,8 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
   const port = (server.address() as AddressInfo).port;
   const issuer = `http://${host}:${port}`;
 
-  const configuration: Configuration = {
+  let currentKeys = keys();
+  const makeConfiguration = (): Configuration => ({
     clients: [
       {
         client_id: demoClient.id,
@@ -180,7 +192,7 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
         token_endpoint_auth_method: "client_secret_basic",
       },
     ],
-    jwks: { keys: keys() as never },
+    jwks: { keys: currentKeys as never },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -233,12 +245,92 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
     enabledJWA: {
       clientAuthSigningAlgValues: ["RS256", "PS256", "ES256"],
     },
+  });
+
+  const install = (): void => {
+    const provider = new Provider(issuer, makeConfiguration());
+    // The demo runs on plain http on loopback; this is a test peer, not a production issuer.
+    provider.proxy = false;
+    const callback = provider.callback();
+    handler = opts.adminHooks === true ? (req, res) => {
+            void admin(req, res).then((done) => {
+              if (!done) void callback(req, res);
+            });
+          } : callback;
   };
 
-  const provider = new Provider(issuer, configuration);
-  // The demo runs on plain http on loopback; this is a test peer, not a production issuer.
-  provider.proxy = false;
-  handler = provider.callback();
+  const rotateKeys = (): void => {
+    // oidc-provider's memory adapter is module-wide, so opaque tokens survive the new provider.
+    currentKeys = keys();
+    install();
+  };
+
+  const sign = (claims: Record<string, unknown>, alg: TokenAlg = "RS256"): string => {
+    const jwk = currentKeys.find((k) => (alg === "ES256" ? k.kty === "EC" : k.kty === "RSA"));
+    if (jwk === undefined) throw new Error(`no key for ${alg}`);
+    const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString("base64url");
+    const input = `${b64({ alg, kid: jwk.kid, typ: "at+jwt" })}.${b64(claims)}`;
+    const key = createPrivateKey({ key: jwk, format: "jwk" });
+    const digest = "sha256";
+    const sig =
+      alg === "ES256"
+        ? cryptoSign(digest, Buffer.from(input), { key, dsaEncoding: "ieee-p1363" })
+        : alg === "PS256"
+          ? cryptoSign(digest, Buffer.from(input), { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: 32 })
+          : cryptoSign(digest, Buffer.from(input), key);
+    return `${input}.${sig.toString("base64url")}`;
+  };
+
+  const pause = async (ms: number): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    setTimeout(() => server.listen(port, host), ms);
+  };
+
+  const readBody = (req: IncomingMessage): Promise<string> =>
+    new Promise((resolve, reject) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString("utf8")));
+      req.on("end", () => resolve(body));
+      req.on("error", reject);
+    });
+
+  /** The /__admin test hooks; true when the request was one of them. */
+  const admin = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
+    const url = new URL(req.url ?? "/", issuer);
+    if (!url.pathname.startsWith("/__admin/")) return false;
+    const json = (status: number, v: unknown): void => {
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(v));
+    };
+    const route = `${req.method ?? ""} ${url.pathname}`;
+    if (route === "GET /__admin/counters") json(200, { ...counters });
+    else if (route === "DELETE /__admin/counters") {
+      resetCounters();
+      json(200, {});
+    } else if (route === "POST /__admin/rotate") {
+      rotateKeys();
+      json(200, { kids: currentKeys.map((k) => k.kid) });
+    } else if (route === "POST /__admin/sign") {
+      const body = JSON.parse(await readBody(req)) as { claims: Record<string, unknown>; alg?: TokenAlg };
+      json(200, { token: sign(body.claims, body.alg) });
+    } else if (route === "POST /__admin/pause") {
+      const ms = Number(url.searchParams.get("ms") ?? "1000");
+      json(200, { paused: ms });
+      res.once("finish", () => void pause(ms));
+    } else json(404, { error: "no such hook" });
+    return true;
+  };
+
+  const resetCounters = (): void => {
+    counters.jwks = 0;
+    counters.introspection = 0;
+    counters.token = 0;
+    counters.discovery = 0;
+  };
+
+  install();
 
   const tokenEndpoint = `${issuer}/token`;
   return {
@@ -265,12 +357,10 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
       if (!res.ok) throw new Error(`revocation failed: ${res.status} ${await res.text()}`);
     },
     counters: () => ({ ...counters }),
-    resetCounters: () => {
-      counters.jwks = 0;
-      counters.introspection = 0;
-      counters.token = 0;
-      counters.discovery = 0;
-    },
+    resetCounters,
+    rotateKeys,
+    sign,
+    pause,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

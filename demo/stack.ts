@@ -104,6 +104,9 @@ async function main(): Promise<number> {
     const upstream = started.upstream;
     const authz = started.authz;
     for (const t of TENANTS) process.env[`FHIR_EDGE_UPSTREAM_${t.toUpperCase()}`] = upstream.baseUrl(t);
+    process.env["FHIR_EDGE_DEMO_ISSUER"] = authz.issuer;
+    // nginx inherits it and reads it through the conf's `env` line; it never lands in the bundle.
+    process.env["FHIR_EDGE_DEMO_INTROSPECTION_SECRET"] = authz.introspectionClient.secret;
 
     const built = await buildBundle({ policyFile: POLICY, stateDir: o.stateDir, options: { listen: o.listen, admin: o.admin } });
     for (const d of built.diagnostics) console.error(formatDiagnostic(d));

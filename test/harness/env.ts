@@ -16,6 +16,8 @@ export interface StackInfo {
     readonly issuer: string;
     readonly tokenEndpoint: string;
     readonly client: { readonly id: string; readonly secret: string };
+    /** The client tests mint tokens with (client_credentials). */
+    readonly demoClient: { readonly id: string; readonly secret: string };
   };
   readonly stateDir: string;
   readonly errorLog: string;

@@ -32,12 +32,15 @@ async function waitHealthy(admin: string, timeoutMs: number): Promise<void> {
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const upstream = await startUpstream({ port: 0, tenants: ["acme", "globex", "hosty", "heady"] });
-  const authz = await startAuthz({ port: 0 });
+  const authz = await startAuthz({ port: 0, adminHooks: true });
   const stateDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-it-"));
   const gatewayPort = await freePort();
   const adminPort = await freePort();
 
   process.env["FHIR_EDGE_TEST_UPSTREAM"] = upstream.url;
+  process.env["FHIR_EDGE_TEST_ISSUER"] = authz.issuer;
+  // nginx (started below, and by `fhir-edge reload` in tests) reads it through `env`.
+  process.env["FHIR_EDGE_TEST_INTROSPECTION_SECRET"] = authz.introspectionClient.secret;
   const built = await buildBundle({
     policyFile: POLICY,
     stateDir,
@@ -60,6 +63,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       issuer: authz.issuer,
       tokenEndpoint: authz.tokenEndpoint,
       client: authz.introspectionClient,
+      demoClient: authz.demoClient,
     },
     stateDir,
     errorLog: path.join(stateDir, "logs", "error.log"),

@@ -1,15 +1,56 @@
 /**
  * The policy the integration tests run: the two demo tenants by path, plus one tenant reached
- * only by Host and one only by header, so every resolution mode is exercised.
+ * only by Host and one only by header, so every resolution mode is exercised. Those serve
+ * without tokens; `secure` (acme's data) and `jwt` require tokens from the demo oidc-provider.
  */
 import { definePolicy, seconds } from "fhir-edge";
+import { TEST_AUDIENCE, TEST_JWKS_REFETCH_S, TEST_NEGATIVE_TTL_S, TEST_SHORT_TTL_S, TEST_SKEW_S } from "./auth-constants.ts";
 
 const upstream = process.env["FHIR_EDGE_TEST_UPSTREAM"] ?? "http://127.0.0.1:8103";
+const issuer = process.env["FHIR_EDGE_TEST_ISSUER"] ?? "http://127.0.0.1:8104";
 
 export default definePolicy({
   name: process.env["FHIR_EDGE_TEST_POLICY_NAME"] ?? "integration-tests",
   resolution: { order: ["claim", "host", "path", "header"], header: "X-Tenant" },
+  issuers: [
+    {
+      id: "demo",
+      issuer,
+      audiences: [TEST_AUDIENCE],
+      mode: "auto",
+      clockSkew: seconds(TEST_SKEW_S),
+      timeout: seconds(2),
+      jwksRefetchInterval: seconds(TEST_JWKS_REFETCH_S),
+      introspection: { clientId: "fhir-edge-gateway", clientSecretEnv: "FHIR_EDGE_TEST_INTROSPECTION_SECRET" },
+    },
+    {
+      // The same server, but only its JWTs: opaque tokens are refused without a call.
+      id: "demo-jwt",
+      issuer,
+      audiences: [TEST_AUDIENCE],
+      mode: "jwt",
+      algs: ["ES256"],
+      clockSkew: seconds(TEST_SKEW_S),
+      jwksRefetchInterval: seconds(TEST_JWKS_REFETCH_S),
+    },
+  ],
+  tokenCache: { shortTtl: seconds(TEST_SHORT_TTL_S), longTtl: seconds(60), negativeTtl: seconds(TEST_NEGATIVE_TTL_S) },
   tenants: [
+    {
+      id: "secure",
+      pathPrefix: "/secure",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4` },
+      issuers: ["demo"],
+      routes: [{ id: "keeps-token", match: { operations: ["$keep-token"] }, keepAuthorization: true }],
+    },
+    {
+      id: "jwt",
+      pathPrefix: "/jwt",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/globex/R4` },
+      issuers: ["demo-jwt"],
+    },
     {
       id: "acme",
       pathPrefix: "/acme",
@@ -17,24 +58,28 @@ export default definePolicy({
       fhirVersions: ["R4"],
       upstream: { url: `${upstream}/acme/R4`, connectTimeout: seconds(2), readTimeout: seconds(10) },
       routes: [{ id: "no-export", match: { operations: ["$export"] }, action: "deny" }],
+      anonymous: true,
     },
     {
       id: "globex",
       pathPrefix: "/globex",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4` },
+      anonymous: true,
     },
     {
       id: "hosty",
       hosts: ["hosty.test"],
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/hosty/R4` },
+      anonymous: true,
     },
     {
       id: "heady",
       headerValue: "heady",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/heady/R4` },
+      anonymous: true,
     },
     {
       // Nothing listens on port 9 of loopback: the upstream-failure tests use this tenant.
@@ -42,6 +87,7 @@ export default definePolicy({
       headerValue: "offline",
       fhirBase: "/fhir",
       upstream: { url: "http://127.0.0.1:9/R4", connectTimeout: seconds(1) },
+      anonymous: true,
     },
   ],
 });
