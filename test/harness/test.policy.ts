@@ -24,9 +24,11 @@ export default definePolicy({
       introspection: { clientId: "fhir-edge-gateway", clientSecretEnv: "FHIR_EDGE_TEST_INTROSPECTION_SECRET" },
     },
     {
-      // The same server, but only its JWTs: opaque tokens are refused without a call.
+      // The same server, but only its JWTs: opaque tokens are refused without a call. Its JWKS
+      // URL is configured (demo finds its own by discovery).
       id: "demo-jwt",
       issuer,
+      jwksUri: `${issuer}/jwks`,
       audiences: [TEST_AUDIENCE],
       mode: "jwt",
       algs: ["ES256"],

@@ -68,6 +68,13 @@ describe("token lifecycle", () => {
     const c = await counters();
     console.log(`single-flight: 100 requests, ${c.introspection} introspection call(s)`);
     expect(c.introspection).toBe(1);
+    const metrics = await (await fetch(`${stack().admin}/metrics`)).text();
+    const value = (re: RegExp): number => Number(re.exec(metrics)?.[1] ?? "0");
+    expect(value(/fe_introspection_duration_seconds_count\{issuer="demo"\} ([0-9]+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/fe_auth_validations_total\{tenant="secure",path="introspection",outcome="ok"\} ([0-9]+)/)).toBeGreaterThanOrEqual(1);
+    // The other 99 waited for the one call and were served its result from the cache.
+    expect(value(/fe_auth_validations_total\{tenant="secure",path="cache",outcome="ok"\} ([0-9]+)/)).toBeGreaterThanOrEqual(99);
+    expect(value(/fe_token_cache_lookups_total\{result="miss"\} ([0-9]+)/)).toBeGreaterThanOrEqual(1);
   });
 
   it("picks up a JWKS rotation without a restart", async () => {
@@ -82,6 +89,8 @@ describe("token lifecycle", () => {
     await resetCounters();
     expect(await status(SEARCH, after)).toBe(200);
     expect((await counters()).jwks).toBe(1);
+    const metrics = await (await fetch(`${stack().admin}/metrics`)).text();
+    expect(metrics).toMatch(/fe_jwks_fetches_total\{issuer="demo",outcome="ok"\} [2-9]/);
   });
 
   it("200 requests with random kids cause at most one JWKS download per refetch interval", async () => {
