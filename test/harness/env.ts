@@ -18,6 +18,8 @@ export interface StackInfo {
     readonly client: { readonly id: string; readonly secret: string };
     /** The client tests mint tokens with (client_credentials). */
     readonly demoClient: { readonly id: string; readonly secret: string };
+    /** The HTTPS front of the introspection endpoint that requires a client certificate. */
+    readonly mtls: { readonly url: string; readonly ca: string; readonly clientCert: string; readonly clientKey: string };
   };
   readonly stateDir: string;
   readonly errorLog: string;

@@ -13,6 +13,7 @@ import { formatDiagnostic } from "../../compiler/diagnostics.ts";
 import { startAuthz } from "../../demo/authz.ts";
 import { startUpstream } from "../../demo/upstream.ts";
 import type { StackInfo } from "./env.ts";
+import { startMtlsFront } from "./mtls.ts";
 import { freePort } from "./ports.ts";
 
 const POLICY = path.resolve(import.meta.dirname, "test.policy.ts");
@@ -39,6 +40,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
   process.env["FHIR_EDGE_TEST_UPSTREAM"] = upstream.url;
   process.env["FHIR_EDGE_TEST_ISSUER"] = authz.issuer;
+  // The mtls tenant introspects through an HTTPS front that demands a client certificate.
+  const mtls = await startMtlsFront(path.join(stateDir, "mtls"), authz.issuer);
+  process.env["FHIR_EDGE_TEST_MTLS_URL"] = mtls.url;
+  process.env["FHIR_EDGE_TEST_MTLS_DIR"] = path.join(stateDir, "mtls");
   // nginx (started below, and by `fhir-edge reload` in tests) reads it through `env`.
   process.env["FHIR_EDGE_TEST_INTROSPECTION_SECRET"] = authz.introspectionClient.secret;
   const built = await buildBundle({
@@ -64,6 +69,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       tokenEndpoint: authz.tokenEndpoint,
       client: authz.introspectionClient,
       demoClient: authz.demoClient,
+      mtls: { url: mtls.url, ...mtls.files },
     },
     stateDir,
     errorLog: path.join(stateDir, "logs", "error.log"),
@@ -80,6 +86,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
       if (child.exitCode === null) child.kill("SIGKILL");
     }
+    await mtls.close();
     await authz.close();
     await upstream.close();
     if (process.env["FHIR_EDGE_KEEP_STATE"] === undefined) rmSync(stateDir, { recursive: true, force: true });

@@ -8,6 +8,8 @@ import { TEST_AUDIENCE, TEST_JWKS_REFETCH_S, TEST_NEGATIVE_TTL_S, TEST_SHORT_TTL
 
 const upstream = process.env["FHIR_EDGE_TEST_UPSTREAM"] ?? "http://127.0.0.1:8103";
 const issuer = process.env["FHIR_EDGE_TEST_ISSUER"] ?? "http://127.0.0.1:8104";
+const mtlsUrl = process.env["FHIR_EDGE_TEST_MTLS_URL"] ?? "https://127.0.0.1:8105";
+const mtlsDir = process.env["FHIR_EDGE_TEST_MTLS_DIR"] ?? "/tmp/fhir-edge-mtls";
 
 export default definePolicy({
   name: process.env["FHIR_EDGE_TEST_POLICY_NAME"] ?? "integration-tests",
@@ -35,6 +37,15 @@ export default definePolicy({
       clockSkew: seconds(TEST_SKEW_S),
       jwksRefetchInterval: seconds(TEST_JWKS_REFETCH_S),
     },
+    {
+      // Introspection only, over mTLS: the gateway presents its client certificate.
+      id: "demo-mtls",
+      issuer,
+      audiences: [TEST_AUDIENCE],
+      mode: "introspection",
+      introspection: { endpoint: `${mtlsUrl}/token/introspection`, clientId: "fhir-edge-gateway", clientSecretEnv: "FHIR_EDGE_TEST_INTROSPECTION_SECRET" },
+      tls: { ca: `${mtlsDir}/ca.pem`, clientCert: `${mtlsDir}/client.pem`, clientKey: `${mtlsDir}/client-key.pem` },
+    },
   ],
   tokenCache: { shortTtl: seconds(TEST_SHORT_TTL_S), longTtl: seconds(60), negativeTtl: seconds(TEST_NEGATIVE_TTL_S) },
   tenants: [
@@ -52,6 +63,13 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4` },
       issuers: ["demo-jwt"],
+    },
+    {
+      id: "mtls",
+      pathPrefix: "/mtls",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4` },
+      issuers: ["demo-mtls"],
     },
     {
       id: "acme",

@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { beforeEach, describe, expect, it } from "vitest";
 import { algConfusion, algNone, forge, goodClaims, mint, withHeader } from "../../harness/authz-client.ts";
 import { TEST_AUDIENCE } from "../../harness/auth-constants.ts";
@@ -75,6 +76,39 @@ describe("identity: accepted tokens", () => {
     await get(`${BASE}/Patient`, token, { "X-User-ID": "admin", "X-FHIR-Patient": "someone-else", "X-Client-ID": "root", "X-Tenant-ID": "acme" });
     const h = (await upstreamRequests())[0]!.headers;
     expect([h["x-user-id"], h["x-fhir-patient"], h["x-client-id"], h["x-tenant-id"]]).toEqual(["demo-app", undefined, "demo-app", "secure"]);
+  });
+});
+
+/** Status of a direct POST to the mTLS front, with or without the gateway's client certificate. */
+function frontStatus(withCert: boolean): Promise<number | string> {
+  const m = stack().authz.mtls;
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      `${m.url}/token/introspection`,
+      { method: "POST", ca: readFileSync(m.ca), ...(withCert ? { cert: readFileSync(m.clientCert), key: readFileSync(m.clientKey) } : {}) },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", (e) => resolve((e as NodeJS.ErrnoException).code ?? e.message));
+    req.end("token=x");
+  });
+}
+
+describe("identity: introspection over mTLS", () => {
+  beforeEach(clearUpstream);
+
+  it("presents the policy's client certificate to an endpoint that demands one", async () => {
+    // The front refuses a TLS client without a certificate from its CA...
+    expect(await frontStatus(false)).not.toBe(400);
+    expect(typeof (await frontStatus(false))).toBe("string");
+    expect(await frontStatus(true)).toBe(400);
+    // ...and the gateway's introspection through it works, so the gateway presented one.
+    const token = await mint({ tenant: "mtls", scope: "system/*.rs", format: "opaque" });
+    const res = await get("/mtls/fhir/Patient", token);
+    expect(res.status, await res.clone().text()).toBe(200);
+    expect((await upstreamRequests())[0]?.headers["x-tenant-id"]).toBe("mtls");
   });
 });
 
