@@ -35,7 +35,7 @@ interface LibCrypto {
   EVP_MD_CTX_new(this: void): CData | undefined;
   EVP_MD_CTX_free(this: void, ctx: CData): void;
   EVP_sha256(this: void): CData;
-  EVP_Digest(this: void, data: string, count: number, md: CData, size: CData | undefined, type: CData, impl: undefined): number;
+  EVP_Digest(this: void, data: string | CData, count: number, md: CData, size: CData | undefined, type: CData, impl: undefined): number;
   EVP_DigestVerifyInit(this: void, ctx: CData, pctx: CData, type: CData, e: undefined, pkey: CData): number;
   EVP_DigestVerify(this: void, ctx: CData, sig: string, siglen: number, tbs: string, tbslen: number): number;
   EVP_PKEY_CTX_ctrl(this: void, ctx: CData, keytype: number, optype: number, cmd: number, p1: number, p2: undefined): number;
@@ -77,6 +77,18 @@ const gsub = string.gsub;
 /** SHA-256 of `data`, 32 raw bytes. */
 export function sha256(data: string): string {
   C.EVP_Digest(data, data.length, digestBuf, undefined, SHA256, undefined);
+  return ffi.string(digestBuf, 32);
+}
+
+const bytePtr = ffi.typeof("const uint8_t *");
+
+/**
+ * SHA-256 of `s` from byte `from` (1-based, as string.sub) to its end, without copying the
+ * tail into a new Lua string first: the hot path hashes the token inside `Bearer <token>`.
+ */
+export function sha256From(s: string, from: number): string {
+  const ptr = (ffi.cast(bytePtr, s) as unknown as number) + (from - 1);
+  C.EVP_Digest(ptr as unknown as CData, s.length - from + 1, digestBuf, undefined, SHA256, undefined);
   return ffi.string(digestBuf, 32);
 }
 

@@ -14,10 +14,10 @@ import * as lrucache from "resty.lrucache";
 import * as cjson from "cjson.safe";
 import * as policy from "../generated/policy";
 import type { IssuerIR, TenantIR } from "../generated/policy";
-import { countAuth, countCache, observeIntrospection } from "../metrics/metrics";
+import { countAuth, observeIntrospection } from "../metrics/metrics";
 import { bearerToken, looksLikeJwt } from "./bearer";
 import { fresh, hexPrefix, load, loadNegative, store, storeNegative, type Identity } from "./cache";
-import { base64urlDecode, sha256 } from "./crypto";
+import { base64urlDecode, sha256, sha256From } from "./crypto";
 import { introspectionEndpoint, loadSecrets, post } from "./idp";
 import { checkResponse, requestBody } from "./introspect";
 import { afterRefetch, onUnknownKid } from "./jwks";
@@ -274,7 +274,7 @@ export function authenticate(header: string | undefined, tenant: TenantIR, maxAg
   // the full syntax check can wait for a miss.
   let stale: Identity | undefined;
   if (sub(header, 1, 7) === "Bearer ") {
-    const key = sha256(sub(header, 8));
+    const key = sha256From(header, 8);
     const [hot] = lru!.get(key);
     const id = hot ?? load(tokens, key);
     // Validated under another tenant's issuer settings (the same iss may have several): a miss.
@@ -284,13 +284,11 @@ export function authenticate(header: string | undefined, tenant: TenantIR, maxAg
           const left = id.exp - now;
           lru!.set(key, id, left < cacheCfg.long_s ? left : cacheCfg.long_s);
         }
-        countCache(true);
         return success(tenant, id, "cache");
       }
       stale = id;
     }
   }
-  countCache(false);
 
   const [token, berr] = bearerToken(header);
   if (token === undefined) return failure(tenant, "none", 401, "invalid_request", berr ?? "malformed_header");

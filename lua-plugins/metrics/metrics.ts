@@ -86,17 +86,31 @@ function count(key: string, by: number): void {
   if (v === undefined) dictFull = dictFull + 1;
 }
 
+/** Counter keys by tenant, path and outcome, built once: the cache-hit path runs per request. */
+const authKeys = new LuaTable<string, LuaTable<string, LuaTable<string, string>>>();
+
 /**
- * Identity outcomes. `via` is jwt, introspection or cache; `outcome` is ok or the precise
- * reason (a fixed code). Tenants come from the policy, so the label set is bounded.
+ * Identity outcomes. `via` is jwt, introspection or cache (so the token cache hit ratio is
+ * the cache share of ok); `outcome` is ok or the precise reason (a fixed code). Tenants come
+ * from the policy, so the label set is bounded.
  */
 export function countAuth(tenant: string, via: string, outcome: string): void {
-  count("a" + SEP + tenant + SEP + via + SEP + outcome, 1);
-}
-
-/** Token cache lookups: hit or miss. */
-export function countCache(hit: boolean): void {
-  count(hit ? "c\thit" : "c\tmiss", 1);
+  let byVia = authKeys.get(tenant);
+  if (byVia === undefined) {
+    byVia = new LuaTable();
+    authKeys.set(tenant, byVia);
+  }
+  let byOutcome = byVia.get(via);
+  if (byOutcome === undefined) {
+    byOutcome = new LuaTable();
+    byVia.set(via, byOutcome);
+  }
+  let key = byOutcome.get(outcome);
+  if (key === undefined) {
+    key = "a" + SEP + tenant + SEP + via + SEP + outcome;
+    byOutcome.set(outcome, key);
+  }
+  count(key, 1);
 }
 
 /** JWKS downloads per issuer: ok or failed. */
@@ -139,7 +153,6 @@ export function render(policyVersion: string): string {
   const hist = new LuaTable<string, LuaTable<string, number>>();
   const tenants: string[] = [];
   const auth: string[] = [];
-  const cache: string[] = [];
   const jwks: string[] = [];
   const ihist = new LuaTable<string, LuaTable<string, number>>();
   const issuers: string[] = [];
@@ -160,8 +173,6 @@ export function render(policyVersion: string): string {
       h.set(parts[2]!, v);
     } else if (parts[0] === "a" && parts.length === 4) {
       auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
-    } else if (parts[0] === "c" && parts.length === 2) {
-      cache.push('fe_token_cache_lookups_total{result="' + esc(parts[1]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "j" && parts.length === 3) {
       jwks.push('fe_jwks_fetches_total{issuer="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "i" && parts.length === 3) {
@@ -192,12 +203,9 @@ export function render(policyVersion: string): string {
     lines.push('fe_request_duration_seconds_count{tenant="' + esc(t) + '"} ' + string.format("%d", cum));
   }
 
-  lines.push("# HELP fe_auth_validations_total Token validations by tenant, path (jwt, introspection, cache) and outcome (ok or the reason).");
+  lines.push("# HELP fe_auth_validations_total Token validations by tenant, path (jwt, introspection, cache) and outcome (ok or the reason); path cache is a token cache hit.");
   lines.push("# TYPE fe_auth_validations_total counter");
   for (const l of auth) lines.push(l);
-  lines.push("# HELP fe_token_cache_lookups_total Token cache lookups by result.");
-  lines.push("# TYPE fe_token_cache_lookups_total counter");
-  for (const l of cache) lines.push(l);
   lines.push("# HELP fe_jwks_fetches_total JWKS downloads by issuer and outcome.");
   lines.push("# TYPE fe_jwks_fetches_total counter");
   for (const l of jwks) lines.push(l);
