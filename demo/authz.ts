@@ -72,6 +72,8 @@ export interface Authz {
   sign(claims: Record<string, unknown>, alg?: TokenAlg): string;
   /** Stops listening for `ms`, dropping open connections, then listens again on the same port. */
   pause(ms: number): Promise<void>;
+  /** For the next `forMs`, answer introspection only after `delayMs`. */
+  slowIntrospection(delayMs: number, forMs: number): void;
   close(): Promise<void>;
 }
 
@@ -157,13 +159,15 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
 
   // Listen first: the issuer must carry the real port, which port 0 only reveals after listen.
   let handler: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.writeHead(503).end();
+  let slow = { delayMs: 0, until: 0 };
   const server = createServer((req, res) => {
     const path = (req.url ?? "").split("?")[0];
     if (path === "/jwks") counters.jwks += 1;
     else if (path === "/token/introspection") counters.introspection += 1;
     else if (path === "/token") counters.token += 1;
     else if (path === "/.well-known/openid-configuration") counters.discovery += 1;
-    handler(req, res);
+    if (path === "/token/introspection" && Date.now() < slow.until) setTimeout(() => handler(req, res), slow.delayMs);
+    else handler(req, res);
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -289,6 +293,10 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
     setTimeout(() => server.listen(port, host), ms);
   };
 
+  const slowIntrospection = (delayMs: number, forMs: number): void => {
+    slow = { delayMs, until: Date.now() + forMs };
+  };
+
   const readBody = (req: IncomingMessage): Promise<string> =>
     new Promise((resolve, reject) => {
       let body = "";
@@ -315,6 +323,9 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
     } else if (route === "POST /__admin/sign") {
       const body = JSON.parse(await readBody(req)) as { claims: Record<string, unknown>; alg?: TokenAlg };
       json(200, { token: sign(body.claims, body.alg) });
+    } else if (route === "POST /__admin/slow") {
+      slowIntrospection(Number(url.searchParams.get("delay") ?? "1000"), Number(url.searchParams.get("for") ?? "5000"));
+      json(200, {});
     } else if (route === "POST /__admin/pause") {
       const ms = Number(url.searchParams.get("ms") ?? "1000");
       json(200, { paused: ms });
@@ -361,6 +372,7 @@ export async function startAuthz(opts: AuthzOptions): Promise<Authz> {
     rotateKeys,
     sign,
     pause,
+    slowIntrospection,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -33,6 +33,7 @@ export const counters = (): Promise<Counters> => hook("GET", "counters");
 export const resetCounters = (): Promise<unknown> => hook("DELETE", "counters");
 export const rotateKeys = (): Promise<{ kids: string[] }> => hook("POST", "rotate");
 export const pauseAuthz = (ms: number): Promise<unknown> => hook("POST", `pause?ms=${ms}`);
+export const slowIntrospection = (delayMs: number, forMs: number): Promise<unknown> => hook("POST", `slow?delay=${delayMs}&for=${forMs}`);
 
 /** A JWT signed with the server's current key, with any claims at all. */
 export async function forge(claims: Record<string, unknown>, alg: TokenAlg = "RS256"): Promise<string> {
