@@ -1,22 +1,29 @@
 /**
  * The benchmark's gateway policy: the example policy's shape (two tenants by path prefix) on
  * the static bench upstream. BENCH_ROUTES=off drops the route tables, to show their cost.
+ * BENCH_AUTH=on makes both tenants require tokens from FHIR_EDGE_BENCH_ISSUER (the demo
+ * oidc-provider the bench starts); otherwise they are anonymous (pass-through).
  */
-import { definePolicy, seconds, type RouteProps } from "fhir-edge";
+import { definePolicy, seconds, type RouteProps, type TenantProps } from "fhir-edge";
 
 const upstream = process.env["FHIR_EDGE_BENCH_UPSTREAM"] ?? "http://127.0.0.1:8199";
 const routes = (r: RouteProps[]): RouteProps[] => (process.env["BENCH_ROUTES"] === "off" ? [] : r);
+const auth = process.env["BENCH_AUTH"] === "on";
+const access: Pick<TenantProps, "issuers" | "anonymous"> = auth ? { issuers: ["bench"] } : { anonymous: true };
 
 export default definePolicy({
   name: "bench",
-  resolution: { order: ["path"] },
+  resolution: { order: ["claim", "path"] },
+  issuers: auth
+    ? [{ id: "bench", issuer: process.env["FHIR_EDGE_BENCH_ISSUER"] ?? "http://127.0.0.1:8104", audiences: ["https://fhir-edge.local/fhir"], mode: "jwt" }]
+    : [],
   tenants: [
     {
       id: "acme",
       pathPrefix: "/acme",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
-      anonymous: true,
+      ...access,
       routes: routes([
         { id: "no-system-export", match: { interactions: ["operation-system"], operations: ["$export"] }, action: "deny" },
         { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: "high" },
@@ -27,7 +34,7 @@ export default definePolicy({
       pathPrefix: "/globex",
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
-      anonymous: true,
+      ...access,
       routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: "high" }]),
     },
   ],

@@ -5,7 +5,7 @@
  * request: start in µs since the epoch, status, µs until the end of the response).
  */
 import { spawn } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 
 export interface RunSpec {
   readonly port: number;
@@ -74,6 +74,8 @@ export async function runH2load(spec: RunSpec): Promise<RunResult> {
   const uris = `${spec.filePrefix}.uris`;
   const log = `${spec.filePrefix}.log`;
   writeFileSync(uris, spec.paths.map((p) => `http://127.0.0.1:${spec.port}${p}`).join("\n") + "\n");
+  // h2load appends to an existing log file; a reused prefix would count old requests again.
+  rmSync(log, { force: true });
   const args = ["--h1", "-c", String(spec.connections), "-t", "1", "-D", String(spec.durationS), "-i", uris, "--log-file", log];
   // h2load's -c counts clients; with --rps each client sends at that rate.
   if (spec.rate !== undefined) args.push("--rps", String(spec.rate / spec.connections));

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --scenario poc|search|writes|mixed|cache|export|all] [--duration S]
- *                [--connections N] [--no-variants] [--no-lua] [--no-write]`
+ *                [--connections N] [--no-variants | --variants a,b] [--repeat N] [--no-lua] [--no-write]`
  *
  * Same run, same machine: a bare nginx proxy, the gateway, and the gateway with each feature
  * left out, all on one static upstream. Throughput at saturation (closed loop), then p50, p99
@@ -22,6 +22,7 @@ import { latencySvg, prependResults, scenarioMarkdown, sectionMarkdown, type Sce
 import { fallbackPlan } from "./plan.ts";
 import { isScenarioId, SCENARIO_IDS, SCENARIOS, type ScenarioId } from "./scenarios.ts";
 import { GATEWAY_VARIANTS, startBareProxy, startGateway, startStaticUpstream, type Target } from "./targets.ts";
+import { startAuthz, type Authz } from "../demo/authz.ts";
 
 const BENCH = path.join(PACKAGE_ROOT, "bench");
 const OUT = path.join(BENCH, "out");
@@ -30,7 +31,9 @@ interface Options {
   readonly scenarios: readonly ScenarioId[];
   readonly durationS: number;
   readonly connections: number;
-  readonly variants: boolean;
+  readonly variants: readonly string[];
+  /** Measure every target this many times, interleaved, and report the median run. */
+  readonly repeat: number;
   readonly lua: boolean;
   readonly write: boolean;
 }
@@ -43,6 +46,8 @@ function options(argv: string[]): Options {
       duration: { type: "string", default: "5" },
       connections: { type: "string", default: "32" },
       "no-variants": { type: "boolean", default: false },
+      variants: { type: "string" },
+      repeat: { type: "string", default: "1" },
       "no-lua": { type: "boolean", default: false },
       "no-write": { type: "boolean", default: false },
     },
@@ -53,7 +58,12 @@ function options(argv: string[]): Options {
   const connections = Number(v.connections);
   if (!Number.isInteger(durationS) || durationS < 1 || durationS > 120) throw new Error("--duration must be 1-120 seconds");
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) throw new Error("--connections must be 1-64 (loopback, bounded load)");
-  return { scenarios: ids as ScenarioId[], durationS, connections, variants: !v["no-variants"], lua: !v["no-lua"], write: !v["no-write"] };
+  const known = GATEWAY_VARIANTS.map((g) => g.name);
+  const variants = v["no-variants"] ? ["gateway"] : v.variants === undefined ? known : v.variants.split(",");
+  for (const name of variants) if (!known.includes(name)) throw new Error(`unknown variant ${name}; one of ${known.join(", ")}`);
+  const repeat = Number(v.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error("--repeat must be 1-9");
+  return { scenarios: ids as ScenarioId[], durationS, connections, variants, repeat, lua: !v["no-lua"], write: !v["no-write"] };
 }
 
 function machine(o: Options): { date: string; cpu: string; cores: number; nginx: string; driver: string; settings: string } {
@@ -66,23 +76,35 @@ function machine(o: Options): { date: string; cpu: string; cores: number; nginx:
     cores: cpus().length,
     nginx: version,
     driver: `${h2} (--h1, one thread; latency from its monotonic per-request log)`,
-    settings: `Each target: 1 nginx worker; closed loop ${o.connections} connections x ${o.durationS} s, then open model ${Math.min(16, o.connections)} connections x ${o.durationS} s; 1 s warm-up before each.`,
+    settings: `Each target: 1 nginx worker; closed loop ${o.connections} connections x ${o.durationS} s, then open model ${Math.min(16, o.connections)} connections x ${o.durationS} s; 1 s warm-up before each.${o.repeat > 1 ? ` Saturation: ${o.repeat} interleaved rounds per target, the median round by CPU per request.` : ""}`,
   };
 }
 
-async function measure(t: Target, id: ScenarioId, o: Options, rate: number | undefined): Promise<{ saturation: RunResult; cpuUsPerRequest: number; rateFor: number }> {
-  const base = { port: t.port, ...fallbackPlan(id), connections: o.connections };
-  await runH2load({ ...base, durationS: 1, filePrefix: path.join(OUT, `${id}-${t.name}-warm`) });
+/**
+ * Every target gets the same request bytes, token included: the bare proxy and the
+ * pass-through gateway ignore it (the gateway strips it), auth-cached validates it once and
+ * then serves it from the token cache, which is the cost this measures.
+ */
+let tokenHeaders: Readonly<Record<string, string>> = {};
+
+function plan(id: ScenarioId): ReturnType<typeof fallbackPlan> {
+  const p = fallbackPlan(id);
+  return { ...p, headers: { ...p.headers, ...tokenHeaders } };
+}
+
+async function measure(t: Target, id: ScenarioId, o: Options, round: number): Promise<{ saturation: RunResult; cpuUsPerRequest: number }> {
+  const base = { port: t.port, ...plan(id), connections: o.connections };
+  await runH2load({ ...base, durationS: 1, filePrefix: path.join(OUT, `${id}-${t.name}-${round}-warm`) });
   const cpu0 = t.cpuSeconds();
-  const saturation = await runH2load({ ...base, durationS: o.durationS, filePrefix: path.join(OUT, `${id}-${t.name}-sat`) });
+  const saturation = await runH2load({ ...base, durationS: o.durationS, filePrefix: path.join(OUT, `${id}-${t.name}-${round}-sat`) });
   // Worker CPU per request is steadier than throughput on a shared 2-core VM: it does not
   // depend on how the cores were split between load generator, proxy and upstream.
   const cpuUsPerRequest = ((t.cpuSeconds() - cpu0) * 1e6) / saturation.requests;
-  return { saturation, cpuUsPerRequest, rateFor: rate ?? saturation.rps * 0.5 };
+  return { saturation, cpuUsPerRequest };
 }
 
 async function fixedRate(t: Target, id: ScenarioId, o: Options, rate: number): Promise<RunResult> {
-  return runH2load({ port: t.port, ...fallbackPlan(id), connections: Math.min(16, o.connections), durationS: o.durationS, rate, filePrefix: path.join(OUT, `${id}-${t.name}-rate`) });
+  return runH2load({ port: t.port, ...plan(id), connections: Math.min(16, o.connections), durationS: o.durationS, rate, filePrefix: path.join(OUT, `${id}-${t.name}-rate`) });
 }
 
 function summary(t: TargetMeasure): string {
@@ -100,16 +122,24 @@ async function main(): Promise<void> {
   mkdirSync(path.join(BENCH, "charts"), { recursive: true });
 
   const running: Target[] = [];
+  let authz: Authz | undefined;
   const stopAll = async (): Promise<void> => {
     for (const t of running.splice(0).reverse()) await t.stop();
+    await authz?.close();
+    authz = undefined;
   };
   process.once("SIGINT", () => void stopAll().then(() => process.exit(130)));
   try {
+    authz = await startAuthz({ port: 0 });
+    process.env["FHIR_EDGE_BENCH_ISSUER"] = authz.issuer;
+    // No tenant claim: one token serves every scenario's tenant (each accepts the issuer).
+    const token = await authz.mintToken({ tenant: "", scope: "patient/*.rs launch/patient", patient: "acme-p1", expiresIn: 3600 });
+    tokenHeaders = { authorization: `Bearer ${token}` };
     const upPort = await freePort();
     running.push(await startStaticUpstream(OUT, upPort));
     const targets: Target[] = [await startBareProxy(OUT, await freePort(), upPort)];
     running.push(targets[0] as Target);
-    for (const v of o.variants ? GATEWAY_VARIANTS : GATEWAY_VARIANTS.slice(0, 1)) {
+    for (const v of GATEWAY_VARIANTS.filter((g) => o.variants.includes(g.name))) {
       const t = await startGateway(OUT, v, await freePort(), await freePort(), upPort);
       running.push(t);
       targets.push(t);
@@ -119,13 +149,19 @@ async function main(): Promise<void> {
     const sections: string[] = [];
     for (const id of o.scenarios) {
       console.log(`\n${id}: ${SCENARIOS[id].title}`);
-      const sats: { t: Target; saturation: RunResult; cpuUsPerRequest: number }[] = [];
-      let rate: number | undefined;
-      for (const t of targets) {
-        const m = await measure(t, id, o, rate);
-        rate ??= m.rateFor;
-        sats.push({ t, saturation: m.saturation, cpuUsPerRequest: m.cpuUsPerRequest });
+      // Rounds interleave the targets, so slow drift of the VM hits them all alike; each
+      // target reports its median round by CPU per request.
+      const rounds = new Map<Target, { saturation: RunResult; cpuUsPerRequest: number }[]>(targets.map((t) => [t, []]));
+      for (let round = 0; round < o.repeat; round++) {
+        for (const t of targets) rounds.get(t)?.push(await measure(t, id, o, round));
       }
+      const sats = targets.map((t) => {
+        const runs = [...(rounds.get(t) ?? [])].sort((a, b) => a.cpuUsPerRequest - b.cpuUsPerRequest);
+        const mid = runs[Math.floor(runs.length / 2)]!;
+        if (runs.length > 1) console.log(`  ${t.name.padEnd(18)} cpu us/req by round: ${(rounds.get(t) ?? []).map((r) => r.cpuUsPerRequest.toFixed(1)).join(", ")}`);
+        return { t, saturation: mid.saturation, cpuUsPerRequest: mid.cpuUsPerRequest };
+      });
+      const rate: number | undefined = sats[0] === undefined ? undefined : sats[0].saturation.rps * 0.5;
       const measured: TargetMeasure[] = [];
       for (const { t, saturation, cpuUsPerRequest } of sats) {
         const tm = { name: t.name, description: t.description, saturation, cpuUsPerRequest, fixedRate: await fixedRate(t, id, o, rate ?? 1000) };
@@ -147,7 +183,7 @@ async function main(): Promise<void> {
       }
       sections.push(scenarioMarkdown(sm, chart));
     }
-    const gwTraces = o.lua ? await gatewayTraceAborts(OUT, upPort) : undefined;
+    const gwTraces = o.lua ? await gatewayTraceAborts(OUT, upPort, tokenHeaders) : undefined;
     await stopAll();
 
     const lua = o.lua ? { ...luaMicro(), ...(gwTraces !== undefined ? { gateway: gwTraces } : {}) } : undefined;

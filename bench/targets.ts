@@ -195,6 +195,7 @@ export interface GatewayVariant {
 /** The gateway, then each feature left out in turn (where leaving it out makes sense). */
 export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
   { name: "gateway", description: "gateway, bench policy (full pass-through chain)" },
+  { name: "auth-cached", description: "gateway requiring a token (RS256 JWT, served from the token cache)", env: { BENCH_AUTH: "on" } },
   { name: "no-metrics", description: "gateway without the log phase (metrics)", phasesOff: ["log"] },
   { name: "no-header-filter", description: "gateway without the header filter (X-Request-ID on responses)", phasesOff: ["header_filter"] },
   { name: "no-routes", description: "gateway with empty route tables", env: { BENCH_ROUTES: "off" } },

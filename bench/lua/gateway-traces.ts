@@ -22,14 +22,15 @@ export function jitShareDir(): string | undefined {
 }
 
 // Basenames of lua-plugins modules (jit.v prints chunk basenames).
-const PLUGIN = /\b(access|log|header_filter|errors|init|classify|uri|request_id|tenant|str|gateway|outcome|metrics)\.lua:\d+/;
+const PLUGIN = /\b(access|log|header_filter|errors|init|classify|uri|request_id|tenant|str|gateway|outcome|metrics|identity|bearer|cache|crypto|jwt|jwks|keys|idp|introspect)\.lua:\d+/;
 
 export interface GatewayTraces {
   readonly traces: number;
   readonly aborts: readonly string[];
 }
 
-export async function gatewayTraceAborts(outDir: string, upstreamPort: number): Promise<GatewayTraces | undefined> {
+/** Runs the auth-cached variant (the longest hot path), so `headers` should carry its token. */
+export async function gatewayTraceAborts(outDir: string, upstreamPort: number, headers: Readonly<Record<string, string>> = {}): Promise<GatewayTraces | undefined> {
   const jitDir = jitShareDir();
   if (jitDir === undefined) return undefined;
   const file = path.join(outDir, "gateway-jit-v.log");
@@ -37,10 +38,12 @@ export async function gatewayTraceAborts(outDir: string, upstreamPort: number): 
   writeFileSync(file, "");
   chmodSync(file, 0o666);
   const port = await freePort();
-  const gw = await startGateway(outDir, { ...GATEWAY_VARIANTS[0]!, name: "jit-trace", jitTraceLog: { jitDir, file } }, port, await freePort(), upstreamPort);
+  const variant = GATEWAY_VARIANTS.find((v) => v.name === "auth-cached") ?? GATEWAY_VARIANTS[0]!;
+  const gw = await startGateway(outDir, { ...variant, name: "jit-trace", jitTraceLog: { jitDir, file } }, port, await freePort(), upstreamPort);
   try {
     for (const id of ["poc", "mixed", "cache"] as const) {
-      await runH2load({ port, ...fallbackPlan(id), connections: 8, durationS: 2, filePrefix: path.join(outDir, `jit-${id}`) });
+      const plan = fallbackPlan(id);
+      await runH2load({ port, ...plan, headers: { ...plan.headers, ...headers }, connections: 8, durationS: 2, filePrefix: path.join(outDir, `jit-${id}`) });
     }
   } finally {
     await gw.stop();
