@@ -2,7 +2,7 @@
  * The IR: the only thing the Lua runtime knows about a policy (docs/internals.md). Plain JSON,
  * snake_case so Lua reads it as is, every default applied, nothing optional but explicit nulls.
  */
-import { BUILTIN_STRIP_HEADERS, DEFAULTS, type CostClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode } from "../policy-dsl/index.ts";
+import { BUILTIN_STRIP_HEADERS, DEFAULTS, type CostClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
 
 export interface PolicyIR {
   ir_version: 1;
@@ -73,6 +73,7 @@ export interface TenantIR {
   /** Issuer ids; empty only for an anonymous tenant. */
   issuers: string[];
   anonymous: boolean;
+  authorization: AuthorizationMode;
   routes: RouteIR[];
 }
 
@@ -94,6 +95,7 @@ export interface RouteIR {
   cost: CostClass | null;
   keep_authorization: boolean;
   token_cache_class: TokenCacheClass | null;
+  authorization: AuthorizationMode | null;
 }
 
 function lowerUpstream(t: TenantProps): UpstreamIR {
@@ -124,6 +126,7 @@ function lowerRoute(r: RouteProps): RouteIR {
     cost: r.cost ?? null,
     keep_authorization: r.keepAuthorization ?? false,
     token_cache_class: r.tokenCacheClass ?? null,
+    authorization: r.authorization ?? null,
   };
 }
 
@@ -138,6 +141,7 @@ function lowerTenant(t: TenantProps): TenantIR {
     upstream: lowerUpstream(t),
     issuers: [...(t.issuers ?? [])],
     anonymous: t.anonymous ?? false,
+    authorization: t.authorization ?? "enforce",
     routes: (t.routes ?? []).map(lowerRoute),
   };
 }

@@ -67,6 +67,8 @@ export interface RouteProps {
    * @default "long" for read, vread, instance history and capabilities; "short" for the rest
    */
   readonly tokenCacheClass?: TokenCacheClass;
+  /** Overrides the tenant's {@link TenantProps.authorization} for matching requests. */
+  readonly authorization?: AuthorizationMode;
 }
 
 export interface TenantProps {
@@ -101,6 +103,12 @@ export interface TenantProps {
    * @default false
    */
   readonly anonymous?: boolean;
+  /**
+   * `enforce`: a request its SMART scopes do not allow is a 403. `shadow`: it is forwarded,
+   * and the would-be denial is counted, so operators can roll scopes out safely.
+   * @default "enforce"
+   */
+  readonly authorization?: AuthorizationMode;
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }
@@ -132,6 +140,7 @@ export interface RequestIdProps {
 export type ValidationMode = "jwt" | "introspection" | "auto";
 export type JwtAlg = "RS256" | "PS256" | "ES256";
 export type TokenCacheClass = "short" | "long";
+export type AuthorizationMode = "enforce" | "shadow";
 
 /** RFC 7662 token introspection at the issuer, authenticated with client_secret_basic. */
 export interface IntrospectionProps {

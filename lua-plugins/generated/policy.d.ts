@@ -16,6 +16,7 @@ export interface RouteIR {
   readonly cost: CostClass | undefined;
   readonly keep_authorization: boolean;
   readonly token_cache_class: "short" | "long" | undefined;
+  readonly authorization: "enforce" | "shadow" | undefined;
 }
 
 export interface UpstreamIR {
@@ -39,6 +40,7 @@ export interface TenantIR {
   readonly upstream: UpstreamIR;
   readonly issuers: readonly string[];
   readonly anonymous: boolean;
+  readonly authorization: "enforce" | "shadow";
   readonly routes: readonly RouteIR[];
 }
 

@@ -29,6 +29,7 @@ describe("lowering to the IR", () => {
           upstream: { name: "fe_up_acme", scheme: "http", host: "127.0.0.1", port: 8103, base_path: "/acme/R4", keepalive: 32, connect_timeout_ms: 2000, read_timeout_ms: 30_000 },
           issuers: [],
           anonymous: true,
+          authorization: "enforce",
           routes: [],
         },
       ],
@@ -55,8 +56,8 @@ describe("lowering to the IR", () => {
     expect(t?.path_prefix).toBeNull();
     expect(t?.upstream).toMatchObject({ scheme: "https", host: "fhir.example.org", port: 443, base_path: "/base", keepalive: 0, read_timeout_ms: 5000 });
     expect(t?.routes).toEqual([
-      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: "high", keep_authorization: false, token_cache_class: null },
-      { id: "s", match: { interactions: null, resource_types: null, operations: null }, action: "allow", cost: null, keep_authorization: false, token_cache_class: null },
+      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: "high", keep_authorization: false, token_cache_class: null, authorization: null },
+      { id: "s", match: { interactions: null, resource_types: null, operations: null }, action: "allow", cost: null, keep_authorization: false, token_cache_class: null, authorization: null },
     ]);
     expect(ir.strip_headers.filter((h) => h === "x-user-id")).toHaveLength(1);
     expect(ir.strip_headers).toContain("x-internal");
