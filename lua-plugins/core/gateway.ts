@@ -19,6 +19,8 @@ export interface CompiledRoute {
   readonly keep_authorization: boolean;
   /** Seconds a cached token validation may serve matching requests; undefined: by interaction. */
   readonly token_max_age: number | undefined;
+  /** Route override of the tenant's authorization mode. */
+  readonly shadow: boolean | undefined;
 }
 
 function toSet(list: readonly string[] | undefined): LuaTable<string, boolean> | undefined {
@@ -39,6 +41,7 @@ function compileRoutes(routes: readonly RouteIR[]): CompiledRoute[] {
       types: toSet(r.match.resource_types),
       operations: toSet(r.match.operations),
       keep_authorization: r.keep_authorization,
+      shadow: r.authorization === undefined ? undefined : r.authorization === "shadow",
       token_max_age: r.token_cache_class === undefined ? undefined : r.token_cache_class === "long" ? policy.token_cache.long_s : policy.token_cache.short_s,
     });
   }

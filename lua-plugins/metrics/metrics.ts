@@ -113,6 +113,14 @@ export function countAuth(tenant: string, via: string, outcome: string): void {
   count(key, 1);
 }
 
+/**
+ * A SMART scope denial, enforced or (shadow mode) only recorded. `missing` is the permission
+ * that was missing (`patient/Observation.s`) or the rule's fixed code: bounded by the R4 types.
+ */
+export function countScopeDenial(tenant: string, resourceType: string, missing: string, shadow: boolean): void {
+  count("s" + SEP + tenant + SEP + resourceType + SEP + missing + SEP + (shadow ? "shadow" : "enforced"), 1);
+}
+
 /** JWKS downloads per issuer: ok or failed. */
 export function countJwks(issuer: string, ok: boolean): void {
   count("j" + SEP + issuer + SEP + (ok ? "ok" : "failed"), 1);
@@ -154,6 +162,7 @@ export function render(policyVersion: string): string {
   const tenants: string[] = [];
   const auth: string[] = [];
   const jwks: string[] = [];
+  const scopes: string[] = [];
   const ihist = new LuaTable<string, LuaTable<string, number>>();
   const issuers: string[] = [];
   for (const key of keys) {
@@ -173,6 +182,8 @@ export function render(policyVersion: string): string {
       h.set(parts[2]!, v);
     } else if (parts[0] === "a" && parts.length === 4) {
       auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "s" && parts.length === 5) {
+      scopes.push('fe_scope_denials_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '",missing="' + esc(parts[3]!) + '",mode="' + esc(parts[4]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "j" && parts.length === 3) {
       jwks.push('fe_jwks_fetches_total{issuer="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "i" && parts.length === 3) {
@@ -206,6 +217,9 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_auth_validations_total Token validations by tenant, path (jwt, introspection, cache) and outcome (ok or the reason); path cache is a token cache hit.");
   lines.push("# TYPE fe_auth_validations_total counter");
   for (const l of auth) lines.push(l);
+  lines.push("# HELP fe_scope_denials_total SMART scope denials by tenant, resource type and missing permission (or rule); mode shadow counts would-be denials that were forwarded.");
+  lines.push("# TYPE fe_scope_denials_total counter");
+  for (const l of scopes) lines.push(l);
   lines.push("# HELP fe_jwks_fetches_total JWKS downloads by issuer and outcome.");
   lines.push("# TYPE fe_jwks_fetches_total counter");
   for (const l of jwks) lines.push(l);

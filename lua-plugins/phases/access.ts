@@ -10,7 +10,9 @@ import { checkPath, checkQuery, splitTarget } from "../http/uri";
 import { isValidRequestId, nextTraceparent } from "../http/request_id";
 import { fhirPath, normalizeHost, resolve } from "../routing/tenant";
 import { authenticate, type AuthFailure } from "../auth/identity";
-import { countAuth } from "../metrics/metrics";
+import { countAuth, countScopeDenial } from "../metrics/metrics";
+import { authorize, toSearchArgs } from "../scopes/authorize";
+import type { SearchArgs } from "../scopes/compartment";
 
 const req = ngx.req;
 const ngxVar = ngx.var;
@@ -50,6 +52,31 @@ function labels(ctx: RequestCtx): string {
 function refuse(ctx: RequestCtx, status: number, code: IssueCode, message: string, headers?: Record<string, string>): never {
   ngxVar.fe_labels = labels(ctx);
   return sendProblem({ status, code, message }, ctx.request_id, headers);
+}
+
+const MAX_ARGS = 100;
+const TOO_MANY: SearchArgs = { _has: ["too many parameters"] };
+
+/**
+ * Search parameters for the scope checks: the query, plus the form body of POST _search.
+ * More than MAX_ARGS, or a body nginx kept on disk, cannot be checked whole: they come back
+ * as a `_has`, which every compartment check refuses.
+ */
+function searchArgs(this: void): SearchArgs {
+  const [q, qerr] = req.get_uri_args(MAX_ARGS);
+  if (qerr !== undefined) return TOO_MANY;
+  const args = toSearchArgs(q);
+  if (req.get_method() === "POST") {
+    req.read_body();
+    const [b, berr] = req.get_post_args(MAX_ARGS);
+    if (b === undefined || berr !== undefined) return TOO_MANY;
+    for (const [k, vs] of pairs(toSearchArgs(b))) {
+      const into = args[k] ?? [];
+      for (const v of vs) into.push(v);
+      args[k] = into;
+    }
+  }
+  return args;
 }
 
 /** The client learns the kind of failure, never which check failed (that goes to metrics). */
@@ -118,6 +145,12 @@ export function run(this: void): void {
     if (gw.checkTenantClaim && id.tenant !== undefined && id.tenant !== tenant.id) {
       countAuth(tenant.id, "claim", "tenant_mismatch");
       return refuse(ctx, 403, "forbidden", "The access token is not valid for this tenant.");
+    }
+    const denied = authorize(id, c, searchArgs);
+    if (denied !== undefined) {
+      const shadow = route !== undefined && route.shadow !== undefined ? route.shadow : tenant.authorization === "shadow";
+      countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", denied.missing ?? denied.reason, shadow);
+      if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: " + denied.message + ".");
     }
     ngxVar.fe_user_id = id.sub ?? "";
     ngxVar.fe_client_id = id.client_id ?? "";

@@ -40,7 +40,11 @@ function includeOk(value: string, type: string, comp: CompartmentTable, reverse:
   const [src, param, target] = match(value, "^([%a]+):([%w_%-]+):?([%a]*)$");
   if (src === undefined || param === undefined) return false;
   if (target !== undefined && target !== "" && target !== "Patient") return false;
-  if (!reverse) return src === type && comp.get(type)?.get(param) !== undefined;
+  if (!reverse) {
+    const kind = comp.get(type)?.get(param);
+    // A parameter that may point at other types too must say :Patient, or it pulls those in.
+    return src === type && (kind === "patient" || (kind === "typed" && target === "Patient"));
+  }
   // Resources of `src` whose `param` points at the matches: inside the compartment only when
   // the matches are the patient and `param` is one of src's compartment parameters.
   return type === "Patient" && comp.get(src)?.get(param) !== undefined;

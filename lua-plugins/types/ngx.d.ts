@@ -17,6 +17,9 @@ interface NgxReq {
   set_header(this: void, name: string, value: string | string[]): void;
   clear_header(this: void, name: string): void;
   start_time(this: void): number;
+  /** Reads the request body (yields); afterwards get_post_args can parse it. */
+  read_body(this: void): void;
+  get_post_args(this: void, maxArgs?: number): LuaMultiReturn<[Record<string, string | boolean | (string | boolean)[] | undefined> | undefined, string | undefined]>;
 }
 
 interface NgxWorker {

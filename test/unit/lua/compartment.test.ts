@@ -70,6 +70,8 @@ describe("a patient-scoped search stays in the compartment", () => {
     ["Observation", { "subject:identifier": ["mrn|1"] }, "modifier"],
     ["Observation", { patient: ["123"], _include: ["Observation:performer:Practitioner"] }, "include"],
     ["Observation", { patient: ["123"], _include: ["Observation:encounter"] }, "include"],
+    ["Observation", { patient: ["123"], _include: ["Observation:performer"] }, "include"],
+    ["Observation", { patient: ["123"], _include: ["Observation:subject"] }, "include"],
     ["Observation", { patient: ["123"], "_include:iterate": ["Observation:patient"] }, "include"],
     ["Observation", { patient: ["123"], _revinclude: ["Provenance:target"] }, "include"],
     ["Patient", { name: ["smith"] }, "no_patient"],

@@ -1,0 +1,118 @@
+/**
+ * SMART authorization of one request, in the access phase, after identity (issue #5, the
+ * request side). Decided before the upstream sees anything, so a 403 never reveals whether
+ * data exists.
+ *
+ * Fail closed where the request alone cannot decide and the response-side or body checks are
+ * not built yet: under `patient/` scopes, reads by id of compartment types other than Patient,
+ * and writes to compartment types; reads allowed only by granular scopes; batch and
+ * transaction Bundles; operations other than $export. Each says so in its 403.
+ */
+import * as fhir from "../generated/fhir_r4";
+import type { Identity } from "../auth/cache";
+import type { Classification } from "../fhir/classify";
+import { checkSearch, type SearchArgs } from "./compartment";
+import { decide, requiredPermission } from "./permission";
+import { parseScopes, R, S, type ParsedScopes } from "./scope";
+
+export interface Denial {
+  /** Client-facing: names the missing permission or the rule, never data. */
+  readonly message: string;
+  /** Fixed code for metrics. */
+  readonly reason: string;
+  /** The permission that was missing, when one was (`patient/Observation.s`). */
+  readonly missing: string | undefined;
+}
+
+const types = fhir.resource_types;
+const compartment = fhir.patient_compartment;
+
+/**
+ * Parsed scopes, once per token per worker: kept on the identity table, which the worker's
+ * token LRU holds (keyed by the token's hash).
+ */
+const parsedKey = "__scopes";
+export function scopesOf(id: Identity): ParsedScopes {
+  const holder = id as unknown as Record<string, ParsedScopes | undefined>;
+  const cached = holder[parsedKey];
+  if (cached !== undefined) return cached;
+  const p = parseScopes(id.scope, types, false);
+  holder[parsedKey] = p;
+  return p;
+}
+
+function denial(reason: string, message: string, missing?: string): Denial {
+  return { reason, message, missing };
+}
+
+/** Query parameters as lists (repeats are AND); the values nginx could not decode are refused upstream anyway. */
+export function toSearchArgs(raw: Record<string, string | boolean | (string | boolean)[] | undefined>): SearchArgs {
+  const out: SearchArgs = {};
+  for (const [k, v] of pairs(raw)) {
+    if (typeof v === "string") out[k] = [v];
+    else if (typeof v === "boolean") out[k] = [""];
+    else if (v !== undefined) {
+      const list: string[] = [];
+      for (const x of v) list.push(typeof x === "string" ? x : "");
+      out[k] = list;
+    }
+  }
+  return out;
+}
+
+const SEARCHES: Record<string, boolean> = { "search-type": true, "history-type": true };
+const READS: Record<string, boolean> = { "read": true, "vread": true, "history-instance": true };
+
+/**
+ * Undefined when the request is allowed. `args` gives the search parameters (query, and the
+ * form body of POST _search) when the caller has them; it is only asked for when needed.
+ */
+export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | undefined {
+  const perm = requiredPermission(c.interaction);
+  if (perm === 0) return undefined;
+  const p = scopesOf(id);
+  if (perm < 0) {
+    if (c.interaction === "batch") {
+      return denial("bundle", "batch and transaction Bundles are not authorized entry by entry yet; send the entries one by one");
+    }
+    if (c.operation === "$export" && c.interaction === "operation-system") {
+      const d = decide(p, "*", R, undefined);
+      const s = decide(p, "*", S, undefined);
+      if (d.allow && s.allow && d.via === "system" && s.via === "system") return undefined;
+      return denial("export", "requires system/*.rs", "system/*.rs");
+    }
+    return denial("operation", "this operation is not allowed by the gateway's policy");
+  }
+  const type = c.compartment_type ?? c.resource_type ?? "*";
+  const isSearch = SEARCHES[c.interaction] === true || c.interaction === "search-system" || c.interaction === "search-compartment";
+  const a = isSearch ? args() : undefined;
+  const d = decide(p, type, perm, a);
+  if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this interaction"), d.missing);
+  if (d.granular !== undefined && perm === R) {
+    return denial("granular_read", "this read is allowed only by granular scopes, which need a check of the response that is not available yet");
+  }
+  if (d.via !== "patient") return undefined;
+
+  // patient/ scopes: the patient compartment.
+  const patient = id.patient;
+  if (patient === undefined) return denial("no_patient_context", "patient scopes need a patient in context (launch/patient)");
+  const ctype = c.resource_type;
+  if (c.interaction === "search-compartment") {
+    if (ctype === "Patient" && c.id === patient) return undefined;
+    return denial("compartment", "requires the patient in context's own compartment");
+  }
+  if (SEARCHES[c.interaction] === true && ctype !== undefined) {
+    const err = checkSearch(ctype, a ?? {}, patient, compartment);
+    if (err === undefined || err === "not_compartment") return undefined;
+    return denial("compartment_" + err, "the search must name the patient in context, and only that patient");
+  }
+  if (c.interaction === "search-system" || c.interaction === "history-system") {
+    return denial("compartment", "patient scopes cannot search across all types");
+  }
+  if (ctype === undefined || compartment.get(ctype) === undefined) return undefined;
+  if (READS[c.interaction] === true) {
+    if (ctype === "Patient") return c.id === patient ? undefined : denial("compartment", "requires the patient in context");
+    return denial("compartment_read", "reads by id under patient scopes need a check of the response that is not available yet; search with the patient instead");
+  }
+  return denial("compartment_write", "writes under patient scopes need a check of the body that is not available yet");
+}
