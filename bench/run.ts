@@ -133,7 +133,8 @@ async function main(): Promise<void> {
     authz = await startAuthz({ port: 0 });
     process.env["FHIR_EDGE_BENCH_ISSUER"] = authz.issuer;
     // No tenant claim: one token serves every scenario's tenant (each accepts the issuer).
-    const token = await authz.mintToken({ tenant: "", scope: "patient/*.rs launch/patient", patient: "acme-p1", expiresIn: 3600 });
+    // user/*.rs: scopes are checked, with no compartment (the poc charts span many patients).
+    const token = await authz.mintToken({ tenant: "", scope: "user/*.rs", expiresIn: 3600 });
     tokenHeaders = { authorization: `Bearer ${token}` };
     const upPort = await freePort();
     running.push(await startStaticUpstream(OUT, upPort));

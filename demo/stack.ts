@@ -147,7 +147,8 @@ async function main(): Promise<number> {
     log(`  state        ${o.stateDir}`);
     log("");
     log("Try it (the token is valid for an hour; mint more with `npx fhir-edge demo token --tenant acme --scope ...`):");
-    log(`  curl -s -H 'Authorization: Bearer ${token}' '${gateway}/acme/fhir/Patient?_count=5'`);
+    // A patient token may search only its own compartment: name the patient.
+    log(`  curl -s -H 'Authorization: Bearer ${token}' '${gateway}/acme/fhir/Observation?patient=${patient}'`);
     log("");
     log("Ctrl-C stops everything.");
     return await new Promise<number>(() => undefined);

@@ -55,7 +55,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4` },
       issuers: ["demo"],
-      routes: [{ id: "keeps-token", match: { operations: ["$keep-token"] }, keepAuthorization: true }],
+      routes: [{ id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true }],
     },
     {
       id: "jwt",
@@ -63,6 +63,15 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4` },
       issuers: ["demo-jwt"],
+    },
+    {
+      // Scopes in shadow mode: would-be denials are counted and the request goes through.
+      id: "shadow",
+      pathPrefix: "/shadow",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4` },
+      issuers: ["demo"],
+      authorization: "shadow",
     },
     {
       id: "mtls",

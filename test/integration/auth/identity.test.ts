@@ -39,7 +39,7 @@ describe("identity: accepted tokens", () => {
   ])("%s is accepted, and the upstream gets the identity headers and no token", async (_name, kind) => {
     const [patient] = await seededPatients("acme");
     const token = await mint({ scope: "patient/*.rs launch/patient", patient, fhirUser: `Patient/${patient}`, ...kind });
-    const res = await get(`${BASE}/Patient`, token, { "X-Request-ID": "client-req-12345678" });
+    const res = await get(`${BASE}/Patient?_id=${patient}`, token, { "X-Request-ID": "client-req-12345678" });
     expect(res.status, await res.clone().text()).toBe(200);
     expect(((await res.json()) as { resourceType: string }).resourceType).toBe("Bundle");
 
@@ -57,11 +57,11 @@ describe("identity: accepted tokens", () => {
 
   it("forwards the token only on a route that keeps it", async () => {
     const token = await mint({ scope: "system/*.rs" });
-    await get(`${BASE}/$keep-token`, token);
+    await get(`${BASE}/Basic?code=x`, token);
     await get(`${BASE}/Patient`, token);
     const seen = await upstreamRequests();
     expect(seen.map((r) => [r.url.split("?")[0], r.headers["authorization"]])).toEqual([
-      ["/acme/R4/$keep-token", `Bearer ${token}`],
+      ["/acme/R4/Basic", `Bearer ${token}`],
       ["/acme/R4/Patient", undefined],
     ]);
   });

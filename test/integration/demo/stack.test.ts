@@ -42,7 +42,7 @@ describe("npm start", () => {
       const curl = out.split("\n").find((l) => l.trim().startsWith("curl "));
       expect(curl).toBeDefined();
       const m = /-H '([^']+)' '([^']+)'/.exec(curl ?? "");
-      expect(m?.[2]).toBe(`http://127.0.0.1:${gw}/acme/fhir/Patient?_count=5`);
+      expect(m?.[2]).toBe(`http://127.0.0.1:${gw}/acme/fhir/Observation?patient=acme-p1`);
       const r = spawnSync("curl", ["-s", "-H", m?.[1] ?? "", m?.[2] ?? ""], { encoding: "utf8" });
       const bundle = JSON.parse(r.stdout) as { resourceType: string; type: string; entry: unknown[] };
       expect(bundle).toMatchObject({ resourceType: "Bundle", type: "searchset" });
