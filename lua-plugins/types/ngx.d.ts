@@ -58,6 +58,8 @@ interface CaptureOptions {
   body?: string;
   /** Values of variables in the subrequest (they must be declared somewhere with `set`). */
   vars?: Record<string, string>;
+  /** Share every variable with the parent request (reads and writes). */
+  share_all_vars?: boolean;
 }
 
 interface CaptureResponse {

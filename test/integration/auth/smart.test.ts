@@ -17,6 +17,7 @@ let A = "";
 let B = "";
 let bObservation = "";
 let aVital = "";
+let aLab = "";
 
 async function get(path: string, token: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${stack().gateway}${path}`, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } });
@@ -38,6 +39,8 @@ beforeAll(async () => {
   [A, B] = (await seededPatients("acme")) as [string, string];
   bObservation = (await upstreamSearch(`Observation?patient=${B}`)).entry?.[0]?.resource.id ?? "";
   aVital = (await upstreamSearch(`Observation?patient=${A}&category=vital-signs`)).entry?.[0]?.resource.id ?? "";
+  aLab = (await upstreamSearch(`Observation?patient=${A}&category=laboratory`)).entry?.[0]?.resource.id ?? "";
+  expect(aLab).not.toBe("");
   expect(bObservation).not.toBe("");
   expect(aVital).not.toBe("");
 });
@@ -62,13 +65,24 @@ describe("a patient token for patient A", () => {
     expect((await get(`/secure/fhir/Patient?_id=${A}`, token)).status).toBe(200);
   });
 
-  it("gets 403 reading B's Observation by id, and no byte of it", async () => {
+  it("gets 403 reading B's Observation by id, and no byte of it (checked on the response)", async () => {
     const res = await get(`/secure/fhir/Observation/${bObservation}`, token);
     const body = await res.clone().text();
-    await expect403(res);
+    expectOutcome(res.status, 403, res.headers.get("content-type"), await res.text());
     expect(body).not.toContain(bObservation);
     expect(body).not.toContain(B);
+    // The request did reach the upstream (a read by id cannot be decided without the resource).
+    expect((await upstreamRequests()).map((r) => r.url)).toEqual([`/acme/R4/Observation/${bObservation}`]);
+    await clearUpstream();
     await expect403(await get(`/secure/fhir/Patient/${B}`, token), /patient in context/);
+  });
+
+  it("reads its own Observation by id, and gets 403 (not 404) for an id that does not exist", async () => {
+    const own = await get(`/secure/fhir/Observation/${aVital}`, token);
+    expect(own.status).toBe(200);
+    expect(((await own.json()) as { id: string }).id).toBe(aVital);
+    const missing = await get(`/secure/fhir/Observation/does-not-exist`, token);
+    expectOutcome(missing.status, 403, missing.headers.get("content-type"), await missing.text());
   });
 
   it("gets 403 searching Observation?patient=B, and in every other way of naming B", async () => {
@@ -138,7 +152,13 @@ describe("granular scopes", () => {
     await clearUpstream();
     await expect403(await get(`/secure/fhir/Observation?patient=${A}`, token), /requires patient\/Observation.s/);
     await expect403(await get(`/secure/fhir/Observation?patient=${A}&category=vital-signs`, token));
-    await expect403(await get(`/secure/fhir/Observation/${aVital}`, token));
+    const vital = await get(`/secure/fhir/Observation/${aVital}`, token);
+    const body = await vital.clone().text();
+    expectOutcome(vital.status, 403, vital.headers.get("content-type"), await vital.text());
+    expect(body).not.toContain(aVital);
+    const lab = await get(`/secure/fhir/Observation/${aLab}`, token);
+    expect(lab.status).toBe(200);
+    expect(((await lab.json()) as { id: string }).id).toBe(aLab);
   });
 });
 

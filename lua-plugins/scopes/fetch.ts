@@ -1,0 +1,53 @@
+/**
+ * Serves a read whose response must be checked first (scopes/authorize ResponseCheck): the
+ * access phase fetches it from the upstream through the internal `/__fe_fetch` location (the
+ * same proxying, the parent's variables shared), checks it, and only then sends it. A
+ * resource that fails the check is a 403 with no byte of it. So is a 404 or 410 from the
+ * upstream: answering those as they are would tell a patient-scoped client which ids exist.
+ */
+import * as cjson from "cjson.safe";
+import * as fhir from "../generated/fhir_r4";
+import type { ResponseCheck } from "./authorize";
+import { inCompartment, satisfiesGranular } from "./response";
+
+/** Largest resource checked in memory; larger reads under such scopes are refused. */
+const MAX_BODY = 8 * 1024 * 1024;
+
+/** Response headers not copied from the subrequest: nginx sets its own framing. */
+const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, "transfer-encoding": true, "content-length": true };
+
+export type FetchOutcome = "denied" | "upstream_error";
+
+/**
+ * Fetches, checks and sends, finishing the request (ngx.exit does not return here). Returns
+ * only "denied" (the caller sends the 403) or "upstream_error". A failed check calls
+ * `onFail` first; with `enforce` false (shadow mode) the response is sent anyway.
+ */
+export function fetchChecked(check: ResponseCheck, enforce: boolean, onFail: (this: void) => void): FetchOutcome {
+  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+  if (res.truncated || res.status === 0) return "upstream_error";
+  let ok = true;
+  if (res.status === 404 || res.status === 410) ok = false;
+  else if (res.status === 200) {
+    if (res.body.length > MAX_BODY) ok = false;
+    else {
+      const [doc] = cjson.decode(res.body);
+      if (type(doc) !== "table") ok = false;
+      else {
+        const r = doc as Record<string, unknown>;
+        if (check.patient !== undefined && !inCompartment(r, check.type, check.patient, fhir.patient_paths)) ok = false;
+        if (ok && check.granular !== undefined && !satisfiesGranular(r, check.type, check.granular, fhir.token_paths)) ok = false;
+      }
+    }
+  }
+  if (!ok) {
+    onFail();
+    if (enforce) return "denied";
+  }
+  ngx.status = res.status;
+  for (const [k, v] of pairs(res.header)) {
+    if (SKIP[string.lower(k)] !== true) ngx.header[k] = v;
+  }
+  ngx.print(res.body);
+  return ngx.exit(res.status);
+}
