@@ -25,6 +25,30 @@ export function outcomeJson(code: IssueCode, message: string, requestId: string 
   return body ?? '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}';
 }
 
+export interface IssueDetail {
+  readonly code: IssueCode;
+  readonly message: string;
+  /** FHIRPath of what the issue is about, e.g. `Bundle.entry[2]`. */
+  readonly expression?: string;
+}
+
+/** Several issues in one OperationOutcome (a Bundle with several denied entries). */
+export function sendIssues(status: number, issues: readonly IssueDetail[], requestId: string | undefined): never {
+  const list: Record<string, unknown>[] = [];
+  for (const i of issues) {
+    const issue: Record<string, unknown> = { severity: "error", code: i.code, diagnostics: i.message };
+    if (i.expression !== undefined) issue["expression"] = [i.expression];
+    if (requestId !== undefined) issue["details"] = { text: "request id " + requestId };
+    list.push(issue);
+  }
+  const [body] = cjson.encode({ resourceType: "OperationOutcome", issue: list });
+  ngx.status = status;
+  ngx.header["Content-Type"] = "application/fhir+json";
+  ngx.header["Cache-Control"] = "no-store";
+  ngx.say(body ?? '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"exception"}]}');
+  return ngx.exit(status);
+}
+
 /**
  * Send the OperationOutcome and finish the request. Only for phases that may send a body
  * (access, content); `extraHeaders` are set first (WWW-Authenticate, Retry-After, Allow...).

@@ -4,7 +4,8 @@
  * OperationOutcome, and nothing refused reaches the upstream.
  */
 import * as gw from "../core/gateway";
-import { sendProblem, type IssueCode } from "../core/outcome";
+import { sendIssues, sendProblem, type IssueCode, type IssueDetail } from "../core/outcome";
+import { authorizeBundle } from "../scopes/bundle";
 import { classify, isSupportedMethod, type ClassifyError } from "../fhir/classify";
 import { checkPath, checkQuery, splitTarget } from "../http/uri";
 import { isValidRequestId, nextTraceparent } from "../http/request_id";
@@ -149,8 +150,28 @@ export function run(this: void): void {
       countAuth(tenant.id, "claim", "tenant_mismatch");
       return refuse(ctx, 403, "forbidden", "The access token is not valid for this tenant.");
     }
-    const verdict = authorize(id, c, searchArgs);
     shadow = route !== undefined && route.shadow !== undefined ? route.shadow : tenant.authorization === "shadow";
+    if (c.interaction === "batch") {
+      req.read_body();
+      const body = req.get_body_data();
+      if (body === undefined) {
+        return refuse(ctx, req.get_body_file() === undefined ? 400 : 413, req.get_body_file() === undefined ? "invalid" : "too-costly", "The Bundle is empty or too large to authorize entry by entry.");
+      }
+      const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args);
+      if (denied === undefined) return refuse(ctx, 400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
+      if (denied.length > 0) {
+        const issues: IssueDetail[] = [];
+        for (const d of denied) {
+          countScopeDenial(tenant.id, d.type, d.missing, shadow);
+          issues.push({ code: "forbidden", message: "Not allowed by the token's scopes: " + d.message + ".", expression: "Bundle.entry[" + tostring(d.index) + "]" });
+        }
+        if (!shadow) {
+          ngxVar.fe_labels = labels(ctx);
+          return sendIssues(403, issues, ctx.request_id);
+        }
+      }
+    }
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs);
     if (verdict !== undefined) {
       if ("response" in verdict) check = verdict;
       else {

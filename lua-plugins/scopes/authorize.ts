@@ -85,7 +85,9 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
   const p = scopesOf(id);
   if (perm < 0) {
     if (c.interaction === "batch") {
-      return denial("bundle", "batch and transaction Bundles are not authorized entry by entry yet; send the entries one by one");
+      // The access phase authorizes Bundles entry by entry (scopes/bundle); one inside a
+      // Bundle is refused.
+      return denial("nested_bundle", "a Bundle inside a Bundle is not allowed");
     }
     if (c.operation === "$export" && c.interaction === "operation-system") {
       const d = decide(p, "*", R, undefined);

@@ -19,6 +19,9 @@ interface NgxReq {
   start_time(this: void): number;
   /** Reads the request body (yields); afterwards get_post_args can parse it. */
   read_body(this: void): void;
+  /** The body read by read_body, or undefined when empty or kept in a temp file. */
+  get_body_data(this: void): string | undefined;
+  get_body_file(this: void): string | undefined;
   get_post_args(this: void, maxArgs?: number): LuaMultiReturn<[Record<string, string | boolean | (string | boolean)[] | undefined> | undefined, string | undefined]>;
 }
 
@@ -123,6 +126,7 @@ interface NgxApi {
   encode_base64(this: void, s: string, noPadding?: boolean): string;
   decode_base64(this: void, s: string): string | undefined;
   escape_uri(this: void, s: string): string;
+  decode_args(this: void, s: string, maxArgs?: number): Record<string, string | boolean | (string | boolean)[] | undefined>;
   get_phase(this: void): string;
   /** Yields the request's coroutine; only in phases that may yield (access, content, timers). */
   sleep(this: void, seconds: number): void;

@@ -116,11 +116,50 @@ describe("a patient token for patient A", () => {
     expect(seen.map((r) => [r.method, r.url, r.body])).toEqual([["POST", "/acme/R4/Observation/_search", `patient=${A}`]]);
   });
 
-  it("cannot search across all types, write, run operations or send Bundles yet (fail closed)", async () => {
+  it("cannot search across all types, write, or run operations other than $export (fail closed)", async () => {
     await expect403(await get(`/secure/fhir/?_type=Observation`, token));
     await expect403(await get(`/secure/fhir/Observation`, token, { method: "POST", body: JSON.stringify({ resourceType: "Observation", status: "final", code: {}, subject: { reference: `Patient/${A}` } }), headers: { "content-type": "application/fhir+json" } }), /requires patient\/Observation.c/);
     await expect403(await get(`/secure/fhir/Patient/${A}/$everything`, token), /operation/);
-    await expect403(await get(`/secure/fhir/`, token, { method: "POST", body: JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: [] }), headers: { "content-type": "application/fhir+json" } }), /Bundles/);
+  });
+});
+
+describe("batch and transaction Bundles", () => {
+  beforeEach(clearUpstream);
+  const post = (token: string, bundle: unknown): Promise<Response> =>
+    get(`/secure/fhir/`, token, { method: "POST", body: JSON.stringify(bundle), headers: { "content-type": "application/fhir+json" } });
+
+  it("reject a transaction with forbidden entries, one issue per entry naming its index; the upstream sees nothing", async () => {
+    const token = await mint({ scope: "patient/*.rs launch/patient", patient: A });
+    const res = await post(token, {
+      resourceType: "Bundle",
+      type: "transaction",
+      entry: [
+        { request: { method: "GET", url: `Observation?patient=${A}` } },
+        { request: { method: "GET", url: `Observation?patient=${B}` } },
+        { request: { method: "GET", url: `Patient/${A}` } },
+        { resource: { resourceType: "Observation", status: "final", code: {}, subject: { reference: `Patient/${A}` } }, request: { method: "POST", url: "Observation" } },
+      ],
+    });
+    const oo = expectOutcome(res.status, 403, res.headers.get("content-type"), await res.text()) as OperationOutcome & { issue: { expression?: string[]; diagnostics?: string }[] };
+    expect(oo.issue.map((i) => i.expression?.[0])).toEqual(["Bundle.entry[1]", "Bundle.entry[3]"]);
+    expect(oo.issue[1]?.diagnostics).toContain("requires patient/Observation.c");
+    expect(JSON.stringify(oo)).not.toContain(B);
+    expect(await upstreamRequests()).toEqual([]);
+  });
+
+  it("forward a Bundle whose entries are all allowed, and refuse what is not a batch or transaction", async () => {
+    const token = await mint({ scope: "user/*.cruds" });
+    const ok = await post(token, { resourceType: "Bundle", type: "batch", entry: [{ request: { method: "GET", url: `Observation?patient=${B}` } }, { request: { method: "GET", url: `Patient/${A}` } }] });
+    expect(ok.status).not.toBe(403);
+    expect((await upstreamRequests()).map((r) => [r.method, r.url])).toEqual([["POST", "/acme/R4/"]]);
+    await clearUpstream();
+    const notBundle = await post(token, { resourceType: "Observation" });
+    expectOutcome(notBundle.status, 400, notBundle.headers.get("content-type"), await notBundle.text());
+    const absolute = await post(token, { resourceType: "Bundle", type: "batch", entry: [{ request: { method: "GET", url: "http://elsewhere.example/Patient/1" } }] });
+    expectOutcome(absolute.status, 403, absolute.headers.get("content-type"), await absolute.text());
+    const nested = await post(token, { resourceType: "Bundle", type: "batch", entry: [{ request: { method: "POST", url: "" } }, { request: { method: "POST", url: "/" } }] });
+    expectOutcome(nested.status, 403, nested.headers.get("content-type"), await nested.text());
+    expect(await upstreamRequests()).toEqual([]);
   });
 });
 

@@ -1,0 +1,82 @@
+/**
+ * batch and transaction Bundles, authorized entry by entry before anything is forwarded
+ * (issue #5). Every entry is classified and authorized as if it were its own request; if any
+ * is denied, the whole Bundle is refused with one issue per denied entry, naming its index.
+ *
+ * Refused outright: a body that is not a batch or transaction Bundle, more than MAX_ENTRIES
+ * entries, an entry without a relative `request.url`, and entries whose answer would need a
+ * response check (reads by id under patient or granular scopes): those are read directly.
+ */
+import * as cjson from "cjson.safe";
+import type { Identity } from "../auth/cache";
+import { classify } from "../fhir/classify";
+import { authorize, toSearchArgs } from "./authorize";
+import type { SearchArgs } from "./compartment";
+
+export const MAX_ENTRIES = 1000;
+
+export interface EntryDenial {
+  readonly index: number;
+  readonly message: string;
+  /** Permission or rule code, for metrics. */
+  readonly missing: string;
+  readonly type: string;
+}
+
+export type BundleVerdict = LuaMultiReturn<[readonly EntryDenial[], undefined] | [undefined, string]>;
+
+const find = string.find;
+const sub = string.sub;
+
+/** `Observation?patient=1` -> "/Observation", "patient=1". */
+function splitUrl(url: string): LuaMultiReturn<[string, string | undefined]> {
+  const [q] = find(url, "?", 1, true);
+  const path = q === undefined ? url : sub(url, 1, q - 1);
+  const query = q === undefined ? undefined : sub(url, q + 1);
+  return $multi(sub(path, 1, 1) === "/" ? path : "/" + path, query);
+}
+
+/**
+ * Denied entries (empty: all allowed), or an error message when the body is not a Bundle the
+ * gateway can authorize. `decodeArgs` parses a query string (ngx.decode_args in nginx).
+ */
+export function authorizeBundle(
+  body: string,
+  id: Identity,
+  types: LuaTable<string, boolean>,
+  decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
+): BundleVerdict {
+  const [doc] = cjson.decode(body);
+  if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
+  const b = doc as { resourceType?: unknown; type?: unknown; entry?: unknown };
+  if (b.resourceType !== "Bundle" || (b.type !== "batch" && b.type !== "transaction")) return $multi(undefined, "the body is not a batch or transaction Bundle");
+  const entries = b.entry === undefined ? [] : (b.entry as unknown[]);
+  if (type(entries) !== "table") return $multi(undefined, "Bundle.entry is not a list");
+  if (entries.length > MAX_ENTRIES) return $multi(undefined, "the Bundle has more than " + tostring(MAX_ENTRIES) + " entries");
+  const denied: EntryDenial[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i] as { request?: { method?: unknown; url?: unknown } } | undefined;
+    const method = e?.request?.method;
+    const url = e?.request?.url;
+    if (typeof method !== "string" || typeof url !== "string" || url === "" || find(url, "://", 1, true)[0] !== undefined) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": needs request.method and a relative request.url", missing: "bad_entry", type: "none" });
+      continue;
+    }
+    const [path, query] = splitUrl(url);
+    const [c, err] = classify(method, path, types);
+    if (c === undefined) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": not a FHIR interaction (" + (err ?? "invalid") + ")", missing: "bad_entry", type: "none" });
+      continue;
+    }
+    const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
+    const verdict = authorize(id, c, args);
+    const t = c.compartment_type ?? c.resource_type ?? "none";
+    if (verdict === undefined) continue;
+    if ("response" in verdict) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": this read needs a check of its response; read it directly, not in a Bundle", missing: "bundle_read_check", type: t });
+    } else {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": " + verdict.message, missing: verdict.missing ?? verdict.reason, type: t });
+    }
+  }
+  return $multi(denied, undefined);
+}
