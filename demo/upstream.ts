@@ -192,6 +192,29 @@ async function seed(repo: MemoryRepository, tenant: string, tenantIndex: number,
   return ids;
 }
 
+interface SearchParameterDef {
+  readonly code?: string;
+  readonly base?: readonly string[];
+  readonly type?: string;
+}
+
+const searchParamCache = new Map<string, { name: string; type: string }[]>();
+
+/** The search parameters R4 defines for `type` (what Medplum's router answers), for the CapabilityStatement. */
+function searchParamsOf(type: string): { name: string; type: string }[] {
+  const hit = searchParamCache.get(type);
+  if (hit !== undefined) return hit;
+  const defs = readJson("fhir/r4/search-parameters.json") as { entry?: { resource?: SearchParameterDef }[] };
+  const out: { name: string; type: string }[] = [];
+  for (const e of defs.entry ?? []) {
+    const r = e.resource;
+    if (r?.code === undefined || r.type === undefined || !(r.base ?? []).includes(type)) continue;
+    out.push({ name: r.code, type: r.type });
+  }
+  searchParamCache.set(type, out);
+  return out;
+}
+
 function capabilityStatement(base: string): Resource {
   return {
     resourceType: "CapabilityStatement",
@@ -208,6 +231,8 @@ function capabilityStatement(base: string): Resource {
         resource: ["Patient", "Observation", "Condition", "Encounter"].map((type) => ({
           type,
           interaction: [{ code: "read" }, { code: "vread" }, { code: "search-type" }, { code: "create" }, { code: "update" }, { code: "delete" }],
+          // SMART clients (fhirclient's patient.request) pick the patient parameter from here.
+          searchParam: searchParamsOf(type),
         })),
       },
     ],
