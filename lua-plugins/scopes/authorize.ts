@@ -16,7 +16,7 @@ import * as fhir from "../generated/fhir_r4";
 import type { Identity } from "../auth/cache";
 import type { Classification } from "../fhir/classify";
 import { checkSearch, type SearchArgs } from "./compartment";
-import { decide, requiredPermission } from "./permission";
+import { decide, requiredPermission, type Decision } from "./permission";
 import { parseScopes, R, S, type Granular, type ParsedScopes } from "./scope";
 
 /** The response of this read must be checked: in the patient's compartment, and/or granular. */
@@ -72,6 +72,27 @@ export function toSearchArgs(raw: Record<string, string | boolean | (string | bo
   return out;
 }
 
+/** Decisions that need no request arguments, per parsed scopes: the same for every request of a token. */
+const memoKey = "__decisions";
+function decideCached(p: ParsedScopes, type: string, perm: number): Decision {
+  const holder = p as unknown as Record<string, LuaTable<string, LuaTable<number, Decision>> | undefined>;
+  let memo = holder[memoKey];
+  if (memo === undefined) {
+    memo = new LuaTable();
+    holder[memoKey] = memo;
+  }
+  let byPerm = memo.get(type);
+  if (byPerm === undefined) {
+    byPerm = new LuaTable();
+    memo.set(type, byPerm);
+  }
+  const hit = byPerm.get(perm);
+  if (hit !== undefined) return hit;
+  const d = decide(p, type, perm, undefined);
+  byPerm.set(perm, d);
+  return d;
+}
+
 const SEARCHES: Record<string, boolean> = { "search-type": true, "history-type": true };
 const READS: Record<string, boolean> = { "read": true, "vread": true, "history-instance": true };
 
@@ -99,8 +120,14 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
   }
   const type = c.compartment_type ?? c.resource_type ?? "*";
   const isSearch = SEARCHES[c.interaction] === true || c.interaction === "search-system" || c.interaction === "search-compartment";
-  const a = isSearch ? args() : undefined;
-  const d = decide(p, type, perm, a);
+  // Without arguments first (memoized per token and (type, permission)): only a granular
+  // search or a patient-scoped search needs the request's parameters parsed.
+  let d = decideCached(p, type, perm);
+  let a: SearchArgs | undefined;
+  if (isSearch && (!d.allow || d.via === "patient")) {
+    a = args();
+    if (!d.allow) d = decide(p, type, perm, a);
+  }
   if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this interaction"), d.missing);
   const granular = d.granular !== undefined && perm === R ? d.granular : undefined;
   if (d.via !== "patient") return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
