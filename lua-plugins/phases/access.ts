@@ -12,7 +12,11 @@ import { isValidRequestId, nextTraceparent } from "../http/request_id";
 import { fhirPath, normalizeHost, resolve } from "../routing/tenant";
 import { authenticate, type AuthFailure } from "../auth/identity";
 import { countAuth, countScopeDenial } from "../metrics/metrics";
-import { authorize, toSearchArgs, type ResponseCheck } from "../scopes/authorize";
+import { authorize, toSearchArgs, type ResponseCheck, type WriteCheck } from "../scopes/authorize";
+import { existingInCompartment } from "../scopes/fetch";
+import { inCompartment } from "../scopes/response";
+import * as cjson from "cjson.safe";
+import * as fhir from "../generated/fhir_r4";
 import { fetchChecked } from "../scopes/fetch";
 import type { SearchArgs } from "../scopes/compartment";
 
@@ -141,6 +145,7 @@ export function run(this: void): void {
   // which interactions a tenant allows.
   const keepAuth = route !== undefined && route.keep_authorization;
   let check: ResponseCheck | undefined;
+  let write: WriteCheck | undefined;
   let shadow = false;
   if (!tenant.anonymous && !c.public) {
     const maxAge = route !== undefined && route.token_max_age !== undefined ? route.token_max_age : gw.tokenMaxAge(c.interaction);
@@ -174,6 +179,7 @@ export function run(this: void): void {
     const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs);
     if (verdict !== undefined) {
       if ("response" in verdict) check = verdict;
+      else if ("write" in verdict) write = verdict;
       else {
         countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, shadow);
         if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
@@ -200,6 +206,30 @@ export function run(this: void): void {
   ngxVar.fe_upstream = up.name;
   ngxVar.fe_upstream_host = gw.upstreamHost(tenant);
   ngxVar.fe_upstream_uri = args === undefined ? target : target + "?" + args;
+
+  if (write !== undefined) {
+    const w = write;
+    const fail = (why: string): void => countScopeDenial(tenant.id, w.type, why, shadow);
+    if (w.body) {
+      req.read_body();
+      const body = req.get_body_data();
+      const [doc] = body === undefined ? [undefined] : cjson.decode(body);
+      if (type(doc) !== "table" || !inCompartment(doc as Record<string, unknown>, w.type, w.patient, fhir.patient_paths)) {
+        fail("compartment_write_body");
+        if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
+      }
+    }
+    if (w.existing) {
+      const existing = existingInCompartment(w.type, w.patient);
+      if (existing === "upstream_error") return refuse(ctx, 502, "transient", "The upstream FHIR server could not be reached or answered badly.");
+      // Update may create (404); delete of what does not exist is refused, so ids cannot be probed.
+      const ok = existing === "in" || (existing === "absent" && w.body);
+      if (!ok) {
+        fail("compartment_write_existing");
+        if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
+      }
+    }
+  }
 
   if (check !== undefined) {
     // Sent from here when it passes; otherwise nothing of it leaves the gateway.

@@ -19,6 +19,18 @@ import { checkSearch, type SearchArgs } from "./compartment";
 import { decide, requiredPermission, type Decision } from "./permission";
 import { parseScopes, R, S, type Granular, type ParsedScopes } from "./scope";
 
+/**
+ * A write under patient/ scopes: the resource in the body (create, update) must reference the
+ * patient, and the resource already there (update, delete) must be in their compartment.
+ */
+export interface WriteCheck {
+  readonly write: true;
+  readonly type: string;
+  readonly patient: string;
+  readonly body: boolean;
+  readonly existing: boolean;
+}
+
 /** The response of this read must be checked: in the patient's compartment, and/or granular. */
 export interface ResponseCheck {
   readonly response: true;
@@ -100,7 +112,7 @@ const READS: Record<string, boolean> = { "read": true, "vread": true, "history-i
  * Undefined when the request is allowed. `args` gives the search parameters (query, and the
  * form body of POST _search) when the caller has them; it is only asked for when needed.
  */
-export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | ResponseCheck | undefined {
+export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | ResponseCheck | WriteCheck | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
@@ -158,5 +170,9 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
     }
     return { response: true, type: ctype, patient, granular };
   }
-  return denial("compartment_write", "writes under patient scopes need a check of the body that is not available yet");
+  if (c.interaction === "create") return { write: true, type: ctype, patient, body: true, existing: false };
+  if (c.interaction === "update") return { write: true, type: ctype, patient, body: true, existing: true };
+  if (c.interaction === "delete") return { write: true, type: ctype, patient, body: false, existing: true };
+  // A JSON or FHIRPath patch cannot be checked for what it does to the compartment references.
+  return denial("compartment_patch", "patch is not allowed under patient scopes; use update");
 }

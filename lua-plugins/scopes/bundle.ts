@@ -10,7 +10,9 @@
 import * as cjson from "cjson.safe";
 import type { Identity } from "../auth/cache";
 import { classify } from "../fhir/classify";
+import * as fhir from "../generated/fhir_r4";
 import { authorize, toSearchArgs } from "./authorize";
+import { inCompartment } from "./response";
 import type { SearchArgs } from "./compartment";
 
 export const MAX_ENTRIES = 1000;
@@ -55,7 +57,7 @@ export function authorizeBundle(
   if (entries.length > MAX_ENTRIES) return $multi(undefined, "the Bundle has more than " + tostring(MAX_ENTRIES) + " entries");
   const denied: EntryDenial[] = [];
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as { request?: { method?: unknown; url?: unknown } } | undefined;
+    const e = entries[i] as { request?: { method?: unknown; url?: unknown }; resource?: unknown } | undefined;
     const method = e?.request?.method;
     const url = e?.request?.url;
     if (typeof method !== "string" || typeof url !== "string" || url === "" || find(url, "://", 1, true)[0] !== undefined) {
@@ -72,7 +74,14 @@ export function authorizeBundle(
     const verdict = authorize(id, c, args);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
-    if ("response" in verdict) {
+    if ("write" in verdict) {
+      // A create carries its resource here; anything that must look at what is already on
+      // the server (update, delete) is sent on its own.
+      const r = e?.resource;
+      if (verdict.existing || type(r) !== "table" || !inCompartment(r as Record<string, unknown>, verdict.type, verdict.patient, fhir.patient_paths)) {
+        denied.push({ index: i, message: "entry " + tostring(i) + ": under patient scopes a Bundle may only create resources that reference the patient in context", missing: "compartment_write", type: t });
+      }
+    } else if ("response" in verdict) {
       denied.push({ index: i, message: "entry " + tostring(i) + ": this read needs a check of its response; read it directly, not in a Bundle", missing: "bundle_read_check", type: t });
     } else {
       denied.push({ index: i, message: "entry " + tostring(i) + ": " + verdict.message, missing: verdict.missing ?? verdict.reason, type: t });

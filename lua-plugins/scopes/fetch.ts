@@ -19,6 +19,20 @@ const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, 
 export type FetchOutcome = "denied" | "upstream_error";
 
 /**
+ * Before an update or delete under patient scopes: is the resource already at the target URI
+ * in the patient's compartment? Fetched like a checked read, never sent to the client.
+ */
+export function existingInCompartment(resourceType: string, patient: string): "in" | "out" | "absent" | "upstream_error" {
+  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+  if (res.truncated || res.status === 0 || res.status >= 500) return "upstream_error";
+  if (res.status === 404 || res.status === 410) return "absent";
+  if (res.status !== 200 || res.body.length > MAX_BODY) return "out";
+  const [doc] = cjson.decode(res.body);
+  if (type(doc) !== "table") return "out";
+  return inCompartment(doc as Record<string, unknown>, resourceType, patient, fhir.patient_paths) ? "in" : "out";
+}
+
+/**
  * Fetches, checks and sends, finishing the request (ngx.exit does not return here). Returns
  * only "denied" (the caller sends the 403) or "upstream_error". A failed check calls
  * `onFail` first; with `enforce` false (shadow mode) the response is sent anyway.

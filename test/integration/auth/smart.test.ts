@@ -116,10 +116,49 @@ describe("a patient token for patient A", () => {
     expect(seen.map((r) => [r.method, r.url, r.body])).toEqual([["POST", "/acme/R4/Observation/_search", `patient=${A}`]]);
   });
 
-  it("cannot search across all types, write, or run operations other than $export (fail closed)", async () => {
+  it("cannot search across all types, write without a write scope, or run operations other than $export", async () => {
     await expect403(await get(`/secure/fhir/?_type=Observation`, token));
     await expect403(await get(`/secure/fhir/Observation`, token, { method: "POST", body: JSON.stringify({ resourceType: "Observation", status: "final", code: {}, subject: { reference: `Patient/${A}` } }), headers: { "content-type": "application/fhir+json" } }), /requires patient\/Observation.c/);
     await expect403(await get(`/secure/fhir/Patient/${A}/$everything`, token), /operation/);
+  });
+});
+
+describe("writes under patient scopes", () => {
+  beforeEach(clearUpstream);
+  const send = (token: string, method: string, path: string, body?: unknown): Promise<Response> =>
+    get(`/secure/fhir/${path}`, token, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { "content-type": "application/fhir+json" } }) });
+  const obsFor = (patient: string, id?: string): Record<string, unknown> => ({
+    resourceType: "Observation",
+    ...(id === undefined ? {} : { id }),
+    status: "final",
+    code: { text: "note" },
+    subject: { reference: `Patient/${patient}` },
+  });
+
+  it("create and update must reference the patient in context, and update/delete must find the resource in the compartment", async () => {
+    const token = await mint({ scope: "patient/Observation.cruds launch/patient", patient: A });
+    const created = await send(token, "POST", "Observation", obsFor(A));
+    expect(created.status).toBe(201);
+    const own = ((await created.json()) as { id: string }).id;
+    await clearUpstream();
+
+    await expect403(await send(token, "POST", "Observation", obsFor(B)), /reference the patient in context/);
+    await expect403(await send(token, "POST", "Observation", { resourceType: "Observation", status: "final", code: {} }));
+    await expect403(await send(token, "POST", "Observation", { resourceType: "Condition", subject: { reference: `Patient/${A}` } }));
+    // Moving B's resource into A's compartment: the body is fine, the resource there is not A's.
+    const move = await send(token, "PUT", `Observation/${bObservation}`, obsFor(A, bObservation));
+    expectOutcome(move.status, 403, move.headers.get("content-type"), await move.text());
+    const del = await send(token, "DELETE", `Observation/${bObservation}`);
+    expectOutcome(del.status, 403, del.headers.get("content-type"), await del.text());
+    const gone = await send(token, "DELETE", "Observation/does-not-exist");
+    expectOutcome(gone.status, 403, gone.headers.get("content-type"), await gone.text());
+    // The checks fetched B's resource to look at it; the writes themselves never went out.
+    expect((await upstreamRequests()).map((r) => `${r.method} ${r.url}`).filter((r) => !r.startsWith("GET "))).toEqual([]);
+    await clearUpstream();
+    await expect403(await send(token, "PATCH", `Observation/${own}`, [{ op: "replace", path: "/status", value: "amended" }]), /patch/);
+
+    expect((await send(token, "PUT", `Observation/${own}`, { ...obsFor(A, own), status: "amended" })).status).toBe(200);
+    expect((await send(token, "DELETE", `Observation/${own}`)).status).toBeLessThan(300);
   });
 });
 

@@ -7,7 +7,9 @@
  *   delete d; scopes combine as a union;
  * - patient/ scopes are limited to the patient in context's compartment: a search must name
  *   that patient, a Patient read must be that patient, a read by id of another compartment
- *   type is checked on the response, and writes need a body check (refused for now);
+ *   type is checked on the response, a create or update must reference the patient in its body
+ *   and an update or delete must find the resource already in the compartment (both checked
+ *   in the access phase), and a patch is refused;
  * - user/ and system/ scopes have no compartment restriction;
  * - $export needs system/*.rs; other operations are denied by default;
  * - batch/transaction entries are each authorized as their own request.
@@ -69,6 +71,7 @@ const RUN = `function(rows, types, gen)
         local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
+        elseif v.write then out[i] = "write" .. (v.body and ":body" or "") .. (v.existing and ":existing" or "")
         else out[i] = "deny:" .. (v.missing or v.reason) end
       end
     end
@@ -107,10 +110,10 @@ const REQUESTS: readonly Req[] = [
   { method: "GET", url: `Observation?subject.name=x`, type: "Observation", need: "s", patientRule: "deny:compartment_chain" },
   { method: "GET", url: "Observation/o1", type: "Observation", need: "r", patientRule: "check" },
   { method: "GET", url: "Observation/o1/_history/2", type: "Observation", need: "r", patientRule: "check" },
-  { method: "POST", url: "Observation", type: "Observation", need: "c", patientRule: "deny:compartment_write" },
-  { method: "PUT", url: "Observation/o1", type: "Observation", need: "u", patientRule: "deny:compartment_write" },
-  { method: "PATCH", url: "Observation/o1", type: "Observation", need: "u", patientRule: "deny:compartment_write" },
-  { method: "DELETE", url: "Observation/o1", type: "Observation", need: "d", patientRule: "deny:compartment_write" },
+  { method: "POST", url: "Observation", type: "Observation", need: "c", patientRule: "write:body" },
+  { method: "PUT", url: "Observation/o1", type: "Observation", need: "u", patientRule: "write:body:existing" },
+  { method: "PATCH", url: "Observation/o1", type: "Observation", need: "u", patientRule: "deny:compartment_patch" },
+  { method: "DELETE", url: "Observation/o1", type: "Observation", need: "d", patientRule: "write:existing" },
   { method: "GET", url: `Patient/${P}`, type: "Patient", need: "r", patientRule: "allow" },
   { method: "GET", url: `Patient/${Q}`, type: "Patient", need: "r", patientRule: "deny:compartment" },
   { method: "GET", url: `Patient?_id=${P}`, type: "Patient", need: "s", patientRule: "allow" },
@@ -182,6 +185,19 @@ const HAND: Row[] = [
     method: "POST",
     url: "?" + JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: [{ request: { method: "GET", url: `Observation?patient=${P}` } }, { request: { method: "GET", url: `Observation?patient=${Q}` } }, { request: { method: "DELETE", url: "Observation/o1" } }, { request: { method: "GET", url: "Observation/o1" } }] }),
     expect: "deny-entries:1=compartment_other_patient,2=patient/Observation.d,3=bundle_read_check",
+  },
+  {
+    scopes: "patient/*.cruds launch/patient",
+    patient: P,
+    method: "POST",
+    url: "?" + JSON.stringify({ resourceType: "Bundle", type: "transaction", entry: [
+      { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` } }, request: { method: "POST", url: "Observation" } },
+      { resource: { resourceType: "Observation", subject: { reference: `Patient/${Q}` } }, request: { method: "POST", url: "Observation" } },
+      { request: { method: "POST", url: "Observation" } },
+      { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` } }, request: { method: "PUT", url: "Observation/o1" } },
+      { request: { method: "DELETE", url: "Observation/o1" } },
+    ] }),
+    expect: "deny-entries:1=compartment_write,2=compartment_write,3=compartment_write,4=compartment_write",
   },
   {
     scopes: "user/*.cruds",
