@@ -209,13 +209,12 @@ export function run(this: void): void {
 
   if (write !== undefined) {
     const w = write;
-    const fail = (why: string): void => countScopeDenial(tenant.id, w.type, why, shadow);
     if (w.body) {
       req.read_body();
       const body = req.get_body_data();
       const [doc] = body === undefined ? [undefined] : cjson.decode(body);
       if (type(doc) !== "table" || !inCompartment(doc as Record<string, unknown>, w.type, w.patient, fhir.patient_paths)) {
-        fail("compartment_write_body");
+        countScopeDenial(tenant.id, w.type, "compartment_write_body", shadow);
         if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
       }
     }
@@ -225,7 +224,7 @@ export function run(this: void): void {
       // Update may create (404); delete of what does not exist is refused, so ids cannot be probed.
       const ok = existing === "in" || (existing === "absent" && w.body);
       if (!ok) {
-        fail("compartment_write_existing");
+        countScopeDenial(tenant.id, w.type, "compartment_write_existing", shadow);
         if (!shadow) return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
       }
     }
@@ -233,9 +232,7 @@ export function run(this: void): void {
 
   if (check !== undefined) {
     // Sent from here when it passes; otherwise nothing of it leaves the gateway.
-    const ch = check;
-    const tenantId = tenant.id;
-    const outcome = fetchChecked(ch, !shadow, () => countScopeDenial(tenantId, ch.type, ch.patient !== undefined ? "compartment_read" : "granular_read", shadow));
+    const outcome = fetchChecked(check, tenant.id, shadow);
     if (outcome === "upstream_error") return refuse(ctx, 502, "transient", "The upstream FHIR server could not be reached or answered badly.");
     return refuse(ctx, 403, "forbidden", "Not allowed by the token's scopes: the resource is outside what they grant.");
   }
