@@ -79,3 +79,21 @@ bench("auth cache hit (prefix, sha256, LRU, fresh)", function(i)
   local id = lru:get(crypto.sha256From(h, 8))
   return id ~= nil and cache.fresh(id, 1e9 + 1, 60)
 end)
+
+-- SMART authorization per request, after the token cache hit: the scopes are parsed once per
+-- token (kept on the cached identity), decisions without arguments are memoized. The
+-- compartment row includes parsing the search arguments into lists, as the access phase does.
+local authz = require("scopes.authorize")
+local classifyFn = require("fhir.classify").classify
+local userId = { issuer = "b", scope = "user/*.rs", exp = 2e9, at = 1e9, via = "jwt", tid = "x" }
+local patientId = { issuer = "b", scope = "patient/*.rs launch/patient", patient = "p1", exp = 2e9, at = 1e9, via = "jwt", tid = "x" }
+local searches, reads = {}, {}
+for i, t in ipairs({ "Observation", "Condition", "Encounter", "Patient", "Procedure", "Immunization", "CarePlan", "Goal" }) do
+  searches[i] = classifyFn("GET", "/" .. t, types)
+  reads[i] = classifyFn("GET", "/" .. t .. "/x" .. i, types)
+end
+local rawArgs = { patient = "p1", category = "laboratory", _count = "20" }
+local argsFn = function() return authz.toSearchArgs(rawArgs) end
+bench("scopes.authorize user/*.rs search (memoized)", function(i) return authz.authorize(userId, searches[band(i, 7) + 1], argsFn) end)
+bench("scopes.authorize user/*.rs read (memoized)", function(i) return authz.authorize(userId, reads[band(i, 7) + 1], argsFn) end)
+bench("scopes.authorize patient/*.rs compartment search", function() return authz.authorize(patientId, searches[1], argsFn) end)
