@@ -74,6 +74,8 @@ export interface TenantIR {
   issuers: string[];
   anonymous: boolean;
   authorization: AuthorizationMode;
+  /** Operation name -> permission letter. */
+  operations: Record<string, string>;
   routes: RouteIR[];
 }
 
@@ -142,6 +144,7 @@ function lowerTenant(t: TenantProps): TenantIR {
     issuers: [...(t.issuers ?? [])],
     anonymous: t.anonymous ?? false,
     authorization: t.authorization ?? "enforce",
+    operations: Object.fromEntries((t.operations ?? []).map((o) => [o.name, o.permission])),
     routes: (t.routes ?? []).map(lowerRoute),
   };
 }

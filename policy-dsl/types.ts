@@ -109,6 +109,13 @@ export interface TenantProps {
    * @default "enforce"
    */
   readonly authorization?: AuthorizationMode;
+  /**
+   * FHIR operations tokens may call, and the SMART permission each needs on its resource type
+   * (`*` for a system-level call): `{ name: "$everything", permission: "r" }`. Operations not
+   * listed are refused, except system-level `$export`, which needs `system/*.rs`.
+   * @default []
+   */
+  readonly operations?: readonly OperationRuleProps[];
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }
@@ -141,6 +148,13 @@ export type ValidationMode = "jwt" | "introspection" | "auto";
 export type JwtAlg = "RS256" | "PS256" | "ES256";
 export type TokenCacheClass = "short" | "long";
 export type AuthorizationMode = "enforce" | "shadow";
+
+export interface OperationRuleProps {
+  /** With its `$`: `"$everything"`. */
+  readonly name: string;
+  /** The SMART permission letter the call needs on its resource type. */
+  readonly permission: "c" | "r" | "u" | "d" | "s";
+}
 
 /** RFC 7662 token introspection at the issuer, authenticated with client_secret_basic. */
 export interface IntrospectionProps {

@@ -41,6 +41,7 @@ export interface TenantIR {
   readonly issuers: readonly string[];
   readonly anonymous: boolean;
   readonly authorization: "enforce" | "shadow";
+  readonly operations: LuaTable<string, string>;
   readonly routes: readonly RouteIR[];
 }
 

@@ -162,7 +162,7 @@ export function run(this: void): void {
       if (body === undefined) {
         return refuse(ctx, req.get_body_file() === undefined ? 400 : 413, req.get_body_file() === undefined ? "invalid" : "too-costly", "The Bundle is empty or too large to authorize entry by entry.");
       }
-      const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args);
+      const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args, tenant.operations);
       if (denied === undefined) return refuse(ctx, 400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
       if (denied.length > 0) {
         const issues: IssueDetail[] = [];
@@ -176,7 +176,7 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs);
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations);
     if (verdict !== undefined) {
       if ("response" in verdict) check = verdict;
       else if ("write" in verdict) write = verdict;

@@ -112,7 +112,24 @@ const READS: Record<string, boolean> = { "read": true, "vread": true, "history-i
  * Undefined when the request is allowed. `args` gives the search parameters (query, and the
  * form body of POST _search) when the caller has them; it is only asked for when needed.
  */
-export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs): Denial | ResponseCheck | WriteCheck | undefined {
+const LETTER_BITS: Record<string, number> = { c: 1, r: 2, u: 4, d: 8, s: 16 };
+
+/**
+ * An operation the tenant's policy lists: its permission on the operation's type (`*` for a
+ * system-level call). Under patient/ scopes only an instance call on the patient in context
+ * is decidable from the request; anything else is refused.
+ */
+function authorizeOperation(p: ParsedScopes, id: Identity, c: Classification, letter: string): Denial | undefined {
+  const bit = LETTER_BITS[letter] ?? 0;
+  const type = c.resource_type ?? "*";
+  const d = decideCached(p, type, bit);
+  if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this operation"), d.missing);
+  if (d.via !== "patient") return undefined;
+  if (c.interaction === "operation-instance" && type === "Patient" && id.patient !== undefined && c.id === id.patient) return undefined;
+  return denial("compartment_operation", "under patient scopes an operation may only run on the patient in context");
+}
+
+export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs, operations?: LuaTable<string, string>): Denial | ResponseCheck | WriteCheck | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
@@ -128,6 +145,8 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
       if (d.allow && s.allow && d.via === "system" && s.via === "system") return undefined;
       return denial("export", "requires system/*.rs", "system/*.rs");
     }
+    const letter = c.operation === undefined ? undefined : operations?.get(c.operation);
+    if (letter !== undefined) return authorizeOperation(p, id, c, letter);
     return denial("operation", "this operation is not allowed by the gateway's policy");
   }
   const type = c.compartment_type ?? c.resource_type ?? "*";

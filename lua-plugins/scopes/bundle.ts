@@ -47,6 +47,7 @@ export function authorizeBundle(
   id: Identity,
   types: LuaTable<string, boolean>,
   decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
+  operations?: LuaTable<string, string>,
 ): BundleVerdict {
   const [doc] = cjson.decode(body);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
@@ -71,7 +72,7 @@ export function authorizeBundle(
       continue;
     }
     const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
-    const verdict = authorize(id, c, args);
+    const verdict = authorize(id, c, args, operations);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
     if ("write" in verdict) {

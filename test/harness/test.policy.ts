@@ -55,6 +55,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4` },
       issuers: ["demo"],
+      operations: [{ name: "$everything", permission: "r" }],
       routes: [{ id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true }],
     },
     {

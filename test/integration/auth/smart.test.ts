@@ -119,7 +119,10 @@ describe("a patient token for patient A", () => {
   it("cannot search across all types, write without a write scope, or run operations other than $export", async () => {
     await expect403(await get(`/secure/fhir/?_type=Observation`, token));
     await expect403(await get(`/secure/fhir/Observation`, token, { method: "POST", body: JSON.stringify({ resourceType: "Observation", status: "final", code: {}, subject: { reference: `Patient/${A}` } }), headers: { "content-type": "application/fhir+json" } }), /requires patient\/Observation.c/);
-    await expect403(await get(`/secure/fhir/Patient/${A}/$everything`, token), /operation/);
+    await expect403(await get(`/secure/fhir/Observation/$validate`, token), /operation/);
+    // $everything is listed in the tenant's policy with permission r: on A only.
+    await expect403(await get(`/secure/fhir/Patient/${B}/$everything`, token), /patient in context/);
+    expect((await get(`/secure/fhir/Patient/${A}/$everything`, token)).status).not.toBe(403);
   });
 });
 

@@ -30,6 +30,7 @@ describe("lowering to the IR", () => {
           issuers: [],
           anonymous: true,
           authorization: "enforce",
+          operations: {},
           routes: [],
         },
       ],

@@ -36,6 +36,8 @@ interface Row {
   readonly method: string;
   readonly url: string;
   readonly expect: string;
+  /** The tenant's operation rules (name -> permission letter). */
+  readonly ops?: Record<string, string>;
 }
 
 // One Lua run for all rows: classify the request, authorize it, and say what came out.
@@ -61,14 +63,14 @@ const RUN = `function(rows, types, gen)
     local c, err = classify(r.method, "/" .. p, types)
     if c == nil then out[i] = "classify:" .. err else
       if c.interaction == "batch" then
-        local denied, berr = authorizeBundle(q, id, types, parseArgs)
+        local denied, berr = authorizeBundle(q, id, types, parseArgs, r.ops)
         if denied == nil then out[i] = "bundle-error:" .. berr else
           local parts = {}
           for _, d in ipairs(denied) do parts[#parts + 1] = d.index .. "=" .. d.missing end
           out[i] = #parts == 0 and "allow" or ("deny-entries:" .. table.concat(parts, ","))
         end
       else
-        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end)
+        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
         elseif v.write then out[i] = "write" .. (v.body and ":body" or "") .. (v.existing and ":existing" or "")
@@ -172,6 +174,16 @@ const HAND: Row[] = [
   { scopes: "system/Patient.rs", method: "GET", url: "$export", expect: "deny:system/*.rs" },
   { scopes: "system/*.cruds", method: "GET", url: "Patient/$everything", expect: "deny:operation" },
   { scopes: "patient/*.cruds", patient: P, method: "GET", url: `Patient/${P}/$everything`, expect: "deny:operation" },
+  // Operations the tenant's policy lists, with the permission each needs on its type.
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `Patient/${P}/$everything`, ops: { $everything: "r" }, expect: "allow" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `Patient/${Q}/$everything`, ops: { $everything: "r" }, expect: "deny:compartment_operation" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient/$everything", ops: { $everything: "r" }, expect: "deny:compartment_operation" },
+  { scopes: "patient/Observation.rs", patient: P, method: "GET", url: `Patient/${P}/$everything`, ops: { $everything: "r" }, expect: "deny:patient/Patient.r" },
+  { scopes: "user/*.rs", method: "GET", url: `Patient/${Q}/$everything`, ops: { $everything: "r" }, expect: "allow" },
+  { scopes: "user/*.r", method: "POST", url: "Observation/$validate", ops: { $everything: "r" }, expect: "deny:operation" },
+  { scopes: "user/*.cruds", method: "POST", url: "Observation/$validate", ops: { $validate: "c" }, expect: "allow" },
+  { scopes: "system/*.rs", method: "GET", url: "$meta", ops: { $meta: "r" }, expect: "allow" },
+  { scopes: "system/Patient.rs", method: "GET", url: "$meta", ops: { $meta: "r" }, expect: "deny:system/*.r" },
   // Malformed scope strings grant nothing, and never break the request.
   { scopes: "patient/Observation.rs?", patient: P, method: "GET", url: `Observation?patient=${P}`, expect: "deny:patient/Observation.s" },
   { scopes: "patient//Observation.rs", patient: P, method: "GET", url: `Observation?patient=${P}`, expect: "deny:patient/Observation.s" },
