@@ -76,6 +76,7 @@ export interface TenantIR {
   authorization: AuthorizationMode;
   /** Operation name -> permission letter. */
   operations: Record<string, string>;
+  compartment_search: "refuse" | "inject";
   routes: RouteIR[];
 }
 
@@ -145,6 +146,7 @@ function lowerTenant(t: TenantProps): TenantIR {
     anonymous: t.anonymous ?? false,
     authorization: t.authorization ?? "enforce",
     operations: Object.fromEntries((t.operations ?? []).map((o) => [o.name, o.permission])),
+    compartment_search: t.compartmentSearch ?? "refuse",
     routes: (t.routes ?? []).map(lowerRoute),
   };
 }

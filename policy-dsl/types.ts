@@ -116,6 +116,18 @@ export interface TenantProps {
    * @default []
    */
   readonly operations?: readonly OperationRuleProps[];
+  /**
+   * A `patient/`-scoped search on a compartment type that names no patient:
+   * - `refuse` (default): 403. Explicit and safe. The app learns it must name the patient,
+   *   and what reaches the upstream is exactly what the app sent.
+   * - `inject`: the gateway adds the patient parameter (`patient=<id>`, or `_id` on Patient)
+   *   and forwards. Naive apps work, but the upstream answers a different query from the one
+   *   the app sent: paging links and `_summary=count` totals reflect the injected filter, and
+   *   an app cannot tell its search was narrowed. A search naming another patient, a chain or
+   *   `_has` is still refused.
+   * @default "refuse"
+   */
+  readonly compartmentSearch?: "refuse" | "inject";
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }

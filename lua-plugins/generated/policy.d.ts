@@ -42,6 +42,7 @@ export interface TenantIR {
   readonly anonymous: boolean;
   readonly authorization: "enforce" | "shadow";
   readonly operations: LuaTable<string, string>;
+  readonly compartment_search: "refuse" | "inject";
   readonly routes: readonly RouteIR[];
 }
 

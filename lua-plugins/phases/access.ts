@@ -146,6 +146,7 @@ export function run(this: void): void {
   const keepAuth = route !== undefined && route.keep_authorization;
   let check: ResponseCheck | undefined;
   let write: WriteCheck | undefined;
+  let injected: string | undefined;
   let shadow = false;
   if (!tenant.anonymous && !c.public) {
     const maxAge = route !== undefined && route.token_max_age !== undefined ? route.token_max_age : gw.tokenMaxAge(c.interaction);
@@ -176,9 +177,10 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations);
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject");
     if (verdict !== undefined) {
-      if ("response" in verdict) check = verdict;
+      if ("inject" in verdict) injected = verdict.inject;
+      else if ("response" in verdict) check = verdict;
       else if ("write" in verdict) write = verdict;
       else {
         countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, shadow);
@@ -205,7 +207,7 @@ export function run(this: void): void {
   if (target === "") target = "/";
   ngxVar.fe_upstream = up.name;
   ngxVar.fe_upstream_host = gw.upstreamHost(tenant);
-  ngxVar.fe_upstream_uri = args === undefined ? target : target + "?" + args;
+  ngxVar.fe_upstream_uri = injected !== undefined ? target + "?" + (args === undefined || args === "" ? injected : args + "&" + injected) : args === undefined ? target : target + "?" + args;
 
   if (write !== undefined) {
     const w = write;

@@ -31,6 +31,23 @@ export interface WriteCheck {
   readonly existing: boolean;
 }
 
+/** Forward, with this `name=value` added to the query: the patient the search did not name. */
+export interface Injection {
+  readonly inject: string;
+}
+
+/** The parameter that names `patient` on `type`: `patient` where it exists, `_id` on Patient. */
+function injectionFor(type: string, patient: string): Injection | undefined {
+  const kinds = compartment.get(type);
+  // Only a plain FHIR id goes into a query string unescaped.
+  const [plain] = string.match(patient, "^[%w%-%.]+$");
+  if (kinds === undefined || plain === undefined || patient.length > 64) return undefined;
+  if (type === "Patient") return { inject: "_id=" + patient };
+  if (kinds.get("patient") === "patient") return { inject: "patient=" + patient };
+  if (kinds.get("subject") === "typed") return { inject: "subject=Patient/" + patient };
+  return undefined;
+}
+
 /** The response of this read must be checked: in the patient's compartment, and/or granular. */
 export interface ResponseCheck {
   readonly response: true;
@@ -129,7 +146,13 @@ function authorizeOperation(p: ParsedScopes, id: Identity, c: Classification, le
   return denial("compartment_operation", "under patient scopes an operation may only run on the patient in context");
 }
 
-export function authorize(id: Identity, c: Classification, args: (this: void) => SearchArgs, operations?: LuaTable<string, string>): Denial | ResponseCheck | WriteCheck | undefined {
+export function authorize(
+  id: Identity,
+  c: Classification,
+  args: (this: void) => SearchArgs,
+  operations?: LuaTable<string, string>,
+  inject?: boolean,
+): Denial | ResponseCheck | WriteCheck | Injection | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
@@ -174,6 +197,10 @@ export function authorize(id: Identity, c: Classification, args: (this: void) =>
   if (SEARCHES[c.interaction] === true && ctype !== undefined) {
     const err = checkSearch(ctype, a ?? {}, patient, compartment);
     if (err === undefined || err === "not_compartment") return undefined;
+    if (err === "no_patient" && inject === true) {
+      const inj = injectionFor(ctype, patient);
+      if (inj !== undefined) return inj;
+    }
     return denial("compartment_" + err, "the search must name the patient in context, and only that patient");
   }
   if (c.interaction === "search-system" || c.interaction === "history-system") {

@@ -75,7 +75,9 @@ export function authorizeBundle(
     const verdict = authorize(id, c, args, operations);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
-    if ("write" in verdict) {
+    if ("inject" in verdict) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": the search must name the patient in context", missing: "compartment_no_patient", type: t });
+    } else if ("write" in verdict) {
       // A create carries its resource here; anything that must look at what is already on
       // the server (update, delete) is sent on its own.
       const r = e?.resource;

@@ -75,6 +75,15 @@ export default definePolicy({
       authorization: "shadow",
     },
     {
+      // A patient search that names no patient gets the patient added instead of a 403.
+      id: "inject",
+      pathPrefix: "/inject",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4` },
+      issuers: ["demo"],
+      compartmentSearch: "inject",
+    },
+    {
       id: "mtls",
       pathPrefix: "/mtls",
       fhirBase: "/fhir",

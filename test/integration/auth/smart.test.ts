@@ -258,6 +258,23 @@ describe("system and user scopes", () => {
   });
 });
 
+describe("patient parameter injection (compartmentSearch: inject)", () => {
+  beforeEach(clearUpstream);
+
+  it("adds the patient to a search that names none, and still refuses another patient", async () => {
+    const token = await mint({ tenant: "inject", scope: "patient/*.rs launch/patient", patient: A });
+    const res = await get(`/inject/fhir/Observation?category=laboratory`, token);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as Bundle;
+    expect(new Set(bundle.entry?.map((e) => e.resource.subject?.reference))).toEqual(new Set([`Patient/${A}`]));
+    expect((await get(`/inject/fhir/Patient`, token)).status).toBe(200);
+    expect((await upstreamRequests()).map((r) => r.url)).toEqual([`/acme/R4/Observation?category=laboratory&patient=${A}`, `/acme/R4/Patient?_id=${A}`]);
+    await clearUpstream();
+    await expect403(await get(`/inject/fhir/Observation?patient=${B}`, token));
+    await expect403(await get(`/inject/fhir/Observation?subject.name=x`, token));
+  });
+});
+
 describe("shadow mode", () => {
   beforeEach(clearUpstream);
 

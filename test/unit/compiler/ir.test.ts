@@ -31,6 +31,7 @@ describe("lowering to the IR", () => {
           anonymous: true,
           authorization: "enforce",
           operations: {},
+          compartment_search: "refuse",
           routes: [],
         },
       ],

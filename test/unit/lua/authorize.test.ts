@@ -38,6 +38,8 @@ interface Row {
   readonly expect: string;
   /** The tenant's operation rules (name -> permission letter). */
   readonly ops?: Record<string, string>;
+  /** compartmentSearch: "inject". */
+  readonly inject?: boolean;
 }
 
 // One Lua run for all rows: classify the request, authorize it, and say what came out.
@@ -70,9 +72,10 @@ const RUN = `function(rows, types, gen)
           out[i] = #parts == 0 and "allow" or ("deny-entries:" .. table.concat(parts, ","))
         end
       else
-        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops)
+        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
+        elseif v.inject then out[i] = "inject:" .. v.inject
         elseif v.write then out[i] = "write" .. (v.body and ":body" or "") .. (v.existing and ":existing" or "")
         else out[i] = "deny:" .. (v.missing or v.reason) end
       end
@@ -174,6 +177,14 @@ const HAND: Row[] = [
   { scopes: "system/Patient.rs", method: "GET", url: "$export", expect: "deny:system/*.rs" },
   { scopes: "system/*.cruds", method: "GET", url: "Patient/$everything", expect: "deny:operation" },
   { scopes: "patient/*.cruds", patient: P, method: "GET", url: `Patient/${P}/$everything`, expect: "deny:operation" },
+  // Patient parameter injection: only where no patient is named.
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Observation?category=x", inject: true, expect: `inject:patient=${P}` },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient", inject: true, expect: `inject:_id=${P}` },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Encounter", inject: true, expect: `inject:patient=${P}` },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, inject: true, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Observation?subject.name=x", inject: true, expect: "deny:compartment_chain" },
+  { scopes: "patient/*.rs", patient: "a&b=c", method: "GET", url: "Observation", inject: true, expect: "deny:compartment_no_patient" },
+  { scopes: "user/*.rs", method: "GET", url: "Observation", inject: true, expect: "allow" },
   // Operations the tenant's policy lists, with the permission each needs on its type.
   { scopes: "patient/*.rs", patient: P, method: "GET", url: `Patient/${P}/$everything`, ops: { $everything: "r" }, expect: "allow" },
   { scopes: "patient/*.rs", patient: P, method: "GET", url: `Patient/${Q}/$everything`, ops: { $everything: "r" }, expect: "deny:compartment_operation" },
