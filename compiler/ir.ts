@@ -77,6 +77,8 @@ export interface TenantIR {
   /** Operation name -> permission letter. */
   operations: Record<string, string>;
   compartment_search: "refuse" | "inject";
+  /** Contexts held to the patient compartment besides patient: context -> true. */
+  compartment_for: Record<string, boolean>;
   routes: RouteIR[];
 }
 
@@ -147,6 +149,7 @@ function lowerTenant(t: TenantProps): TenantIR {
     authorization: t.authorization ?? "enforce",
     operations: Object.fromEntries((t.operations ?? []).map((o) => [o.name, o.permission])),
     compartment_search: t.compartmentSearch ?? "refuse",
+    compartment_for: Object.fromEntries((t.compartmentFor ?? []).map((c) => [c, true])),
     routes: (t.routes ?? []).map(lowerRoute),
   };
 }

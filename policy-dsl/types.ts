@@ -128,6 +128,13 @@ export interface TenantProps {
    * @default "refuse"
    */
   readonly compartmentSearch?: "refuse" | "inject";
+  /**
+   * Contexts whose scopes are also held to the patient compartment, as `patient/` scopes are:
+   * `["user"]` keeps a practitioner app launched for one patient on that patient's chart. A
+   * token without a patient in context then gets nothing from those scopes but public reads.
+   * @default [] (user/ and system/ scopes reach every patient, as SMART defines them)
+   */
+  readonly compartmentFor?: readonly ("user" | "system")[];
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }

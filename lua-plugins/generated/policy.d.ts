@@ -43,6 +43,7 @@ export interface TenantIR {
   readonly authorization: "enforce" | "shadow";
   readonly operations: LuaTable<string, string>;
   readonly compartment_search: "refuse" | "inject";
+  readonly compartment_for: LuaTable<string, boolean>;
   readonly routes: readonly RouteIR[];
 }
 

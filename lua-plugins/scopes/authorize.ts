@@ -152,6 +152,7 @@ export function authorize(
   args: (this: void) => SearchArgs,
   operations?: LuaTable<string, string>,
   inject?: boolean,
+  compartmentFor?: LuaTable<string, boolean>,
 ): Denial | ResponseCheck | WriteCheck | Injection | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
@@ -184,11 +185,14 @@ export function authorize(
   }
   if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this interaction"), d.missing);
   const granular = d.granular !== undefined && perm === R ? d.granular : undefined;
-  if (d.via !== "patient") return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
+  // The policy may hold user/ or system/ scopes to the compartment too.
+  const held = d.via === "patient" || (d.via !== undefined && compartmentFor?.get(d.via) === true);
+  if (!held) return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
+  if (isSearch && a === undefined) a = args();
 
   // patient/ scopes: the patient compartment.
   const patient = id.patient;
-  if (patient === undefined) return denial("no_patient_context", "patient scopes need a patient in context (launch/patient)");
+  if (patient === undefined) return denial("no_patient_context", "these scopes need a patient in context (launch/patient)");
   const ctype = c.resource_type;
   if (c.interaction === "search-compartment") {
     if (ctype === "Patient" && c.id === patient) return undefined;

@@ -48,6 +48,7 @@ export function authorizeBundle(
   types: LuaTable<string, boolean>,
   decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
   operations?: LuaTable<string, string>,
+  compartmentFor?: LuaTable<string, boolean>,
 ): BundleVerdict {
   const [doc] = cjson.decode(body);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
@@ -72,7 +73,7 @@ export function authorizeBundle(
       continue;
     }
     const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
-    const verdict = authorize(id, c, args, operations);
+    const verdict = authorize(id, c, args, operations, false, compartmentFor);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
     if ("inject" in verdict) {

@@ -32,6 +32,7 @@ describe("lowering to the IR", () => {
           authorization: "enforce",
           operations: {},
           compartment_search: "refuse",
+          compartment_for: {},
           routes: [],
         },
       ],

@@ -40,6 +40,8 @@ interface Row {
   readonly ops?: Record<string, string>;
   /** compartmentSearch: "inject". */
   readonly inject?: boolean;
+  /** compartmentFor, as the IR has it. */
+  readonly compartmentFor?: Record<string, boolean>;
 }
 
 // One Lua run for all rows: classify the request, authorize it, and say what came out.
@@ -72,7 +74,7 @@ const RUN = `function(rows, types, gen)
           out[i] = #parts == 0 and "allow" or ("deny-entries:" .. table.concat(parts, ","))
         end
       else
-        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject)
+        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject, r.compartmentFor)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
         elseif v.inject then out[i] = "inject:" .. v.inject
@@ -177,6 +179,13 @@ const HAND: Row[] = [
   { scopes: "system/Patient.rs", method: "GET", url: "$export", expect: "deny:system/*.rs" },
   { scopes: "system/*.cruds", method: "GET", url: "Patient/$everything", expect: "deny:operation" },
   { scopes: "patient/*.cruds", patient: P, method: "GET", url: `Patient/${P}/$everything`, expect: "deny:operation" },
+  // compartmentFor: user/ scopes held to the patient in context.
+  { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { user: true }, expect: "deny:compartment_other_patient" },
+  { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${P}`, compartmentFor: { user: true }, expect: "allow" },
+  { scopes: "user/*.rs", patient: P, method: "GET", url: "Observation/o1", compartmentFor: { user: true }, expect: "check:patient" },
+  { scopes: "user/*.rs", method: "GET", url: `Observation?patient=${P}`, compartmentFor: { user: true }, expect: "deny:no_patient_context" },
+  { scopes: "system/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { user: true }, expect: "allow" },
+  { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { system: true }, expect: "allow" },
   // Patient parameter injection: only where no patient is named.
   { scopes: "patient/*.rs", patient: P, method: "GET", url: "Observation?category=x", inject: true, expect: `inject:patient=${P}` },
   { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient", inject: true, expect: `inject:_id=${P}` },
