@@ -15,6 +15,7 @@ export interface Budget {
 
 export const BUDGETS = {
   poc: { p50Ms: 2, p99Ms: 10, maxMs: 50, errorRate: 0.001 },
+  chart: { p50Ms: 2, p99Ms: 10, maxMs: 50, errorRate: 0.001 },
   search: { p50Ms: 3, p99Ms: 15, maxMs: 75, errorRate: 0.001 },
   writes: { p50Ms: 3, p99Ms: 15, maxMs: 75, errorRate: 0.001 },
   mixed: { p50Ms: 2, p99Ms: 10, maxMs: 50, errorRate: 0.001 },

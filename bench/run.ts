@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --scenario poc|search|writes|mixed|cache|export|all] [--duration S]
+ * `npm run bench [-- --scenario poc|chart|search|writes|mixed|cache|export|all] [--duration S]
  *                [--connections N] [--no-variants | --variants a,b] [--repeat N] [--no-lua] [--no-write]`
  *
  * Same run, same machine: a bare nginx proxy, the gateway, and the gateway with each feature
@@ -59,7 +59,8 @@ function options(argv: string[]): Options {
   if (!Number.isInteger(durationS) || durationS < 1 || durationS > 120) throw new Error("--duration must be 1-120 seconds");
   if (!Number.isInteger(connections) || connections < 1 || connections > 64) throw new Error("--connections must be 1-64 (loopback, bounded load)");
   const known = GATEWAY_VARIANTS.map((g) => g.name);
-  const variants = v["no-variants"] ? ["gateway"] : v.variants === undefined ? known : v.variants.split(",");
+  const byDefault = GATEWAY_VARIANTS.filter((g) => g.optIn !== true).map((g) => g.name);
+  const variants = v["no-variants"] ? ["gateway"] : v.variants === undefined ? byDefault : v.variants.split(",");
   for (const name of variants) if (!known.includes(name)) throw new Error(`unknown variant ${name}; one of ${known.join(", ")}`);
   const repeat = Number(v.repeat);
   if (!Number.isInteger(repeat) || repeat < 1 || repeat > 9) throw new Error("--repeat must be 1-9");
@@ -86,14 +87,17 @@ function machine(o: Options): { date: string; cpu: string; cores: number; nginx:
  * then serves it from the token cache, which is the cost this measures.
  */
 let tokenHeaders: Readonly<Record<string, string>> = {};
+/** The patient token, for variants that ask for it (auth-patient, with the chart scenario). */
+let patientTokenHeaders: Readonly<Record<string, string>> = {};
 
-function plan(id: ScenarioId): ReturnType<typeof fallbackPlan> {
+function plan(id: ScenarioId, target?: string): ReturnType<typeof fallbackPlan> {
   const p = fallbackPlan(id);
-  return { ...p, headers: { ...p.headers, ...tokenHeaders } };
+  const patient = GATEWAY_VARIANTS.find((v) => v.name === target)?.token === "patient";
+  return { ...p, headers: { ...p.headers, ...(patient ? patientTokenHeaders : tokenHeaders) } };
 }
 
 async function measure(t: Target, id: ScenarioId, o: Options, round: number): Promise<{ saturation: RunResult; cpuUsPerRequest: number }> {
-  const base = { port: t.port, ...plan(id), connections: o.connections };
+  const base = { port: t.port, ...plan(id, t.name), connections: o.connections };
   await runH2load({ ...base, durationS: 1, filePrefix: path.join(OUT, `${id}-${t.name}-${round}-warm`) });
   const cpu0 = t.cpuSeconds();
   const saturation = await runH2load({ ...base, durationS: o.durationS, filePrefix: path.join(OUT, `${id}-${t.name}-${round}-sat`) });
@@ -104,7 +108,7 @@ async function measure(t: Target, id: ScenarioId, o: Options, round: number): Pr
 }
 
 async function fixedRate(t: Target, id: ScenarioId, o: Options, rate: number): Promise<RunResult> {
-  return runH2load({ port: t.port, ...plan(id), connections: Math.min(16, o.connections), durationS: o.durationS, rate, filePrefix: path.join(OUT, `${id}-${t.name}-rate`) });
+  return runH2load({ port: t.port, ...plan(id, t.name), connections: Math.min(16, o.connections), durationS: o.durationS, rate, filePrefix: path.join(OUT, `${id}-${t.name}-rate`) });
 }
 
 function summary(t: TargetMeasure): string {
@@ -136,6 +140,8 @@ async function main(): Promise<void> {
     // user/*.rs: scopes are checked, with no compartment (the poc charts span many patients).
     const token = await authz.mintToken({ tenant: "", scope: "user/*.rs", expiresIn: 3600 });
     tokenHeaders = { authorization: `Bearer ${token}` };
+    const patientToken = await authz.mintToken({ tenant: "", scope: "patient/*.rs launch/patient", patient: "acme-p1", expiresIn: 3600 });
+    patientTokenHeaders = { authorization: `Bearer ${patientToken}` };
     const upPort = await freePort();
     running.push(await startStaticUpstream(OUT, upPort));
     const targets: Target[] = [await startBareProxy(OUT, await freePort(), upPort)];

@@ -8,7 +8,7 @@
  */
 import { BUDGETS, type Budget } from "./budgets.ts";
 
-export type ScenarioId = "poc" | "search" | "writes" | "mixed" | "cache" | "export";
+export type ScenarioId = "poc" | "chart" | "search" | "writes" | "mixed" | "cache" | "export";
 
 export type Method = "GET" | "POST";
 
@@ -85,6 +85,17 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     tokens: [{ tenant: "acme", scope: "patient/*.rs launch/patient", patient: "each" }],
     budget: BUDGETS.poc,
     requests: (p) => (p["acme"] ?? []).flatMap((id, i) => chartOpen("acme", id, 8 + (i % 5))),
+  },
+  chart: {
+    id: "chart",
+    title: "one patient's chart: the poc requests for a single patient, so one patient token serves them all",
+    tenants: ["acme"],
+    tokens: [{ tenant: "acme", scope: "patient/*.rs launch/patient" }],
+    budget: BUDGETS.chart,
+    requests: (p) => {
+      const id = (p["acme"] ?? [])[0] ?? "acme-p1";
+      return [12, 8, 10, 9, 11].flatMap((n) => chartOpen("acme", id, n));
+    },
   },
   search: {
     id: "search",

@@ -190,12 +190,23 @@ export interface GatewayVariant {
   readonly env?: Readonly<Record<string, string>>;
   readonly phasesOff?: readonly OptionalPhase[];
   readonly jitTraceLog?: JitTraceLog;
+  /** Which bench token the variant's requests carry. @default "user" */
+  readonly token?: "user" | "patient";
+  /** Left out unless named with --variants (its token only fits some scenarios). */
+  readonly optIn?: boolean;
 }
 
 /** The gateway, then each feature left out in turn (where leaving it out makes sense). */
 export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
   { name: "gateway", description: "gateway, bench policy (full pass-through chain)" },
   { name: "auth-cached", description: "gateway requiring a token (RS256 JWT, served from the token cache)", env: { BENCH_AUTH: "on" } },
+  {
+    name: "auth-patient",
+    description: "gateway requiring a patient token (patient/*.rs: compartment checks on every search)",
+    env: { BENCH_AUTH: "on" },
+    token: "patient",
+    optIn: true,
+  },
   { name: "no-metrics", description: "gateway without the log phase (metrics)", phasesOff: ["log"] },
   { name: "no-header-filter", description: "gateway without the header filter (X-Request-ID on responses)", phasesOff: ["header_filter"] },
   { name: "no-routes", description: "gateway with empty route tables", env: { BENCH_ROUTES: "off" } },

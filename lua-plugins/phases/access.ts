@@ -177,7 +177,7 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for);
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, method === "GET" ? (args ?? "") : undefined);
     if (verdict !== undefined) {
       if ("inject" in verdict) injected = verdict.inject;
       else if ("response" in verdict) check = verdict;

@@ -146,6 +146,50 @@ function authorizeOperation(p: ParsedScopes, id: Identity, c: Classification, le
   return denial("compartment_operation", "under patient scopes an operation may only run on the patient in context");
 }
 
+function compartmentSearch(ctype: string, a: SearchArgs, patient: string, inject: boolean): Denial | Injection | undefined {
+  const err = checkSearch(ctype, a, patient, compartment);
+  if (err === undefined || err === "not_compartment") return undefined;
+  if (err === "no_patient" && inject) {
+    const inj = injectionFor(ctype, patient);
+    if (inj !== undefined) return inj;
+  }
+  return denial("compartment_" + err, "the search must name the patient in context, and only that patient");
+}
+
+/**
+ * Most memoized search verdicts per token (all types together): bounded memory per cached
+ * token, however many distinct queries a client sends; past it, searches are checked afresh.
+ */
+const SEARCH_MEMO_MAX = 256;
+interface SearchMemo {
+  readonly byType: LuaTable<string, LuaTable<string, Denial | Injection | true>>;
+  size: number;
+}
+
+function searchMemo(p: ParsedScopes, inject: boolean): SearchMemo {
+  const holder = p as unknown as Record<string, SearchMemo | undefined>;
+  const key = inject ? "__searchInject" : "__searchRefuse";
+  let m = holder[key];
+  if (m === undefined) {
+    m = { byType: new LuaTable(), size: 0 };
+    holder[key] = m;
+  }
+  return m;
+}
+
+function memoFor(m: SearchMemo, ctype: string): LuaTable<string, Denial | Injection | true> {
+  let t = m.byType.get(ctype);
+  if (t === undefined) {
+    t = new LuaTable();
+    m.byType.set(ctype, t);
+  }
+  return t;
+}
+
+/**
+ * `rawQuery` is the request's query string when the search parameters are all in it (a GET),
+ * which lets compartment verdicts be memoized per token; undefined otherwise.
+ */
 export function authorize(
   id: Identity,
   c: Classification,
@@ -153,6 +197,7 @@ export function authorize(
   operations?: LuaTable<string, string>,
   inject?: boolean,
   compartmentFor?: LuaTable<string, boolean>,
+  rawQuery?: string,
 ): Denial | ResponseCheck | WriteCheck | Injection | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
@@ -179,16 +224,15 @@ export function authorize(
   // search or a patient-scoped search needs the request's parameters parsed.
   let d = decideCached(p, type, perm);
   let a: SearchArgs | undefined;
-  if (isSearch && (!d.allow || d.via === "patient")) {
+  if (isSearch && !d.allow) {
     a = args();
-    if (!d.allow) d = decide(p, type, perm, a);
+    d = decide(p, type, perm, a);
   }
   if (!d.allow) return denial("scope", "requires " + (d.missing ?? "a scope for this interaction"), d.missing);
   const granular = d.granular !== undefined && perm === R ? d.granular : undefined;
   // The policy may hold user/ or system/ scopes to the compartment too.
   const held = d.via === "patient" || (d.via !== undefined && compartmentFor?.get(d.via) === true);
   if (!held) return granular === undefined ? undefined : { response: true, type, patient: undefined, granular };
-  if (isSearch && a === undefined) a = args();
 
   // patient/ scopes: the patient compartment.
   const patient = id.patient;
@@ -199,13 +243,18 @@ export function authorize(
     return denial("compartment", "requires the patient in context's own compartment");
   }
   if (SEARCHES[c.interaction] === true && ctype !== undefined) {
-    const err = checkSearch(ctype, a ?? {}, patient, compartment);
-    if (err === undefined || err === "not_compartment") return undefined;
-    if (err === "no_patient" && inject === true) {
-      const inj = injectionFor(ctype, patient);
-      if (inj !== undefined) return inj;
+    // Apps repeat their searches: the verdict for this token, type and raw query string is
+    // memoized, so a repeated search parses nothing.
+    const memo = rawQuery === undefined ? undefined : searchMemo(p, inject === true);
+    const byQuery = memo === undefined ? undefined : memoFor(memo, ctype);
+    const hit = byQuery === undefined ? undefined : byQuery.get(rawQuery!);
+    if (hit !== undefined) return hit === true ? undefined : hit;
+    const verdict = compartmentSearch(ctype, a ?? args(), patient, inject === true);
+    if (memo !== undefined && byQuery !== undefined && memo.size < SEARCH_MEMO_MAX) {
+      byQuery.set(rawQuery!, verdict ?? true);
+      memo.size = memo.size + 1;
     }
-    return denial("compartment_" + err, "the search must name the patient in context, and only that patient");
+    return verdict;
   }
   if (c.interaction === "search-system" || c.interaction === "history-system") {
     return denial("compartment", "patient scopes cannot search across all types");

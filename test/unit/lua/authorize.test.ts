@@ -255,3 +255,30 @@ describe("SMART authorization decision table (request side)", () => {
     expect(wrong.map((x) => `${x.r.scopes} | ${x.r.method} ${x.r.url.slice(0, 80)} -> ${x.got}, expected ${x.r.expect}`)).toEqual([]);
   });
 });
+
+describe("memoized compartment verdicts", () => {
+  it("answer a repeated GET search from the token's memo, without parsing its arguments, per refuse/inject mode", async () => {
+    const fn = `function(types, gen)
+      package.path = gen .. "/?.lua;" .. package.path
+      local classify = require("fhir.classify").classify
+      local authz = require("scopes.authorize")
+      local id = { issuer = "t", scope = "patient/*.rs", patient = "p1", exp = 2e9, at = 1e9, via = "jwt", tid = "x" }
+      local calls = 0
+      local function args(q) return function() calls = calls + 1; local t = {} for k, v in q:gmatch("([^&=]+)=([^&]*)") do t[k] = { v } end return t end end
+      local out = {}
+      local c = classify("GET", "/Observation", types)
+      local function show(v) if v == nil then return "allow" elseif v.inject then return "inject" else return "deny:" .. v.reason end end
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), nil, false, nil, "patient=p2"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), nil, false, nil, "patient=p2"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), nil, false, nil, "patient=p1"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), nil, false, nil, "patient=p1"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, false, nil, "category=x"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, true, nil, "category=x"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, true, nil, "category=x"))
+      out[#out + 1] = "calls=" .. calls
+      return out
+    end`;
+    const [r] = await runLua("scopes.scope", fn, [[TYPES, genDir]]);
+    expect(r).toEqual({ ok: true, values: [["deny:compartment_other_patient", "deny:compartment_other_patient", "allow", "allow", "deny:compartment_no_patient", "inject", "inject", "calls=4"]] });
+  });
+});
