@@ -208,7 +208,9 @@ export function authorize(
       // Bundle is refused.
       return denial("nested_bundle", "a Bundle inside a Bundle is not allowed");
     }
-    if (c.operation === "$export" && c.interaction === "operation-system") {
+    // Bulk export at any level (system, Patient/$export, Group/{id}/$export) is a backend
+    // service's job: system/ scopes that read and search everything.
+    if (c.operation === "$export") {
       const d = decide(p, "*", R, undefined);
       const s = decide(p, "*", S, undefined);
       if (d.allow && s.allow && d.via === "system" && s.via === "system") return undefined;

@@ -177,6 +177,10 @@ const HAND: Row[] = [
   { scopes: "system/*.r", method: "GET", url: "$export", expect: "deny:system/*.rs" },
   { scopes: "user/*.rs", method: "GET", url: "$export", expect: "deny:system/*.rs" },
   { scopes: "system/Patient.rs", method: "GET", url: "$export", expect: "deny:system/*.rs" },
+  { scopes: "system/*.rs", method: "GET", url: "Patient/$export", expect: "allow" },
+  { scopes: "system/*.rs", method: "GET", url: "Group/g1/$export", expect: "allow" },
+  { scopes: "user/*.rs", method: "GET", url: "Group/g1/$export", expect: "deny:system/*.rs" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient/$export", expect: "deny:system/*.rs" },
   { scopes: "system/*.cruds", method: "GET", url: "Patient/$everything", expect: "deny:operation" },
   { scopes: "patient/*.cruds", patient: P, method: "GET", url: `Patient/${P}/$everything`, expect: "deny:operation" },
   // compartmentFor: user/ scopes held to the patient in context.
