@@ -85,6 +85,19 @@ function searchArgs(this: void): SearchArgs {
   return args;
 }
 
+/**
+ * What a search's parameters are, as one string, for the per-token verdict memo: the query of
+ * a GET, the query and form body of a POST _search. Undefined when the body is on disk.
+ */
+function searchKey(method: string, args: string | undefined): string | undefined {
+  if (method === "GET" || method === "HEAD") return args ?? "";
+  if (method !== "POST") return undefined;
+  req.read_body();
+  const body = req.get_body_data();
+  if (body === undefined) return req.get_body_file() === undefined ? (args ?? "") : undefined;
+  return (args ?? "") + "&" + body;
+}
+
 /** The client learns the kind of failure, never which check failed (that goes to metrics). */
 function refuseAuth(ctx: RequestCtx, f: AuthFailure): never {
   if (f.status === 503) return refuse(ctx, 503, "transient", "The access token cannot be validated right now; try again shortly.", RETRY);
@@ -177,7 +190,7 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, method === "GET" ? (args ?? "") : undefined);
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, c.interaction === "search-type" || c.interaction === "history-type" ? searchKey(method, args) : undefined);
     if (verdict !== undefined) {
       if ("inject" in verdict) injected = verdict.inject;
       else if ("response" in verdict) check = verdict;
