@@ -79,6 +79,7 @@ export interface TenantIR {
   compartment_search: "refuse" | "inject";
   /** Contexts held to the patient compartment besides patient: context -> true. */
   compartment_for: Record<string, boolean>;
+  reject_invalid_scopes: boolean;
   routes: RouteIR[];
 }
 
@@ -150,6 +151,7 @@ function lowerTenant(t: TenantProps): TenantIR {
     operations: Object.fromEntries((t.operations ?? []).map((o) => [o.name, o.permission])),
     compartment_search: t.compartmentSearch ?? "refuse",
     compartment_for: Object.fromEntries((t.compartmentFor ?? []).map((c) => [c, true])),
+    reject_invalid_scopes: t.invalidScopes === "reject",
     routes: (t.routes ?? []).map(lowerRoute),
   };
 }

@@ -135,6 +135,13 @@ export interface TenantProps {
    * @default [] (user/ and system/ scopes reach every patient, as SMART defines them)
    */
   readonly compartmentFor?: readonly ("user" | "system")[];
+  /**
+   * A token whose scope string holds a scope that does not parse (letters out of order,
+   * unknown letters, an unknown type): `ignore` that scope (it grants nothing; counted in
+   * fe_scope_ignored_total), or `reject` every request of the token with a 403.
+   * @default "ignore"
+   */
+  readonly invalidScopes?: "ignore" | "reject";
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
 }

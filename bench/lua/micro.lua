@@ -60,7 +60,7 @@ end)
 -- SMART claims), the worker LRU lookup, and the freshness check.
 package.path = package.path .. ";/usr/share/lua/5.1/?.lua"
 -- resty.lrucache reads ngx.now for TTLs; plain LuaJIT has no ngx.
-ngx = ngx or { now = os.time }
+ngx = ngx or { now = os.time, shared = {} }
 local crypto = require("auth.crypto")
 local cache = require("auth.cache")
 local lrucache = require("resty.lrucache")

@@ -44,6 +44,7 @@ export interface TenantIR {
   readonly operations: LuaTable<string, string>;
   readonly compartment_search: "refuse" | "inject";
   readonly compartment_for: LuaTable<string, boolean>;
+  readonly reject_invalid_scopes: boolean;
   readonly routes: readonly RouteIR[];
 }
 

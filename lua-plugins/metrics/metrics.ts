@@ -121,6 +121,11 @@ export function countScopeDenial(tenant: string, resourceType: string, missing: 
   count("s" + SEP + tenant + SEP + resourceType + SEP + missing + SEP + (shadow ? "shadow" : "enforced"), 1);
 }
 
+/** Scopes that did not parse (counted once per token, when its scopes are parsed). */
+export function countScopesIgnored(n: number): void {
+  count("x" + SEP + "ignored", n);
+}
+
 /** JWKS downloads per issuer: ok or failed. */
 export function countJwks(issuer: string, ok: boolean): void {
   count("j" + SEP + issuer + SEP + (ok ? "ok" : "failed"), 1);
@@ -163,6 +168,7 @@ export function render(policyVersion: string): string {
   const auth: string[] = [];
   const jwks: string[] = [];
   const scopes: string[] = [];
+  let ignoredScopes = 0;
   const ihist = new LuaTable<string, LuaTable<string, number>>();
   const issuers: string[] = [];
   for (const key of keys) {
@@ -182,6 +188,8 @@ export function render(policyVersion: string): string {
       h.set(parts[2]!, v);
     } else if (parts[0] === "a" && parts.length === 4) {
       auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "x" && parts[1] === "ignored") {
+      ignoredScopes = v;
     } else if (parts[0] === "s" && parts.length === 5) {
       scopes.push('fe_scope_denials_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '",missing="' + esc(parts[3]!) + '",mode="' + esc(parts[4]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "j" && parts.length === 3) {
@@ -220,6 +228,9 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_scope_denials_total SMART scope denials by tenant, resource type and missing permission (or rule); mode shadow counts would-be denials that were forwarded.");
   lines.push("# TYPE fe_scope_denials_total counter");
   for (const l of scopes) lines.push(l);
+  lines.push("# HELP fe_scope_ignored_total Scopes in tokens that did not parse and grant nothing (once per token).");
+  lines.push("# TYPE fe_scope_ignored_total counter");
+  lines.push("fe_scope_ignored_total " + string.format("%d", ignoredScopes));
   lines.push("# HELP fe_jwks_fetches_total JWKS downloads by issuer and outcome.");
   lines.push("# TYPE fe_jwks_fetches_total counter");
   for (const l of jwks) lines.push(l);

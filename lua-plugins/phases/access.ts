@@ -176,7 +176,7 @@ export function run(this: void): void {
       if (body === undefined) {
         return refuse(ctx, req.get_body_file() === undefined ? 400 : 413, req.get_body_file() === undefined ? "invalid" : "too-costly", "The Bundle is empty or too large to authorize entry by entry.");
       }
-      const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args, tenant.operations, tenant.compartment_for);
+      const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args, tenant.operations, tenant.compartment_for, tenant.reject_invalid_scopes);
       if (denied === undefined) return refuse(ctx, 400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
       if (denied.length > 0) {
         const issues: IssueDetail[] = [];
@@ -190,7 +190,7 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, c.interaction === "search-type" || c.interaction === "history-type" ? searchKey(method, args) : undefined);
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, c.interaction === "search-type" || c.interaction === "history-type" ? searchKey(method, args) : undefined, tenant.reject_invalid_scopes);
     if (verdict !== undefined) {
       if ("inject" in verdict) injected = verdict.inject;
       else if ("response" in verdict) check = verdict;

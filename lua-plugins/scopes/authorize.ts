@@ -15,6 +15,7 @@
 import * as fhir from "../generated/fhir_r4";
 import type { Identity } from "../auth/cache";
 import type { Classification } from "../fhir/classify";
+import { countScopesIgnored } from "../metrics/metrics";
 import { checkSearch, type SearchArgs } from "./compartment";
 import { decide, requiredPermission, type Decision } from "./permission";
 import { parseScopes, R, S, type Granular, type ParsedScopes } from "./scope";
@@ -79,6 +80,7 @@ export function scopesOf(id: Identity): ParsedScopes {
   if (cached !== undefined) return cached;
   const p = parseScopes(id.scope, types, false);
   holder[parsedKey] = p;
+  if (p.ignored > 0) countScopesIgnored(p.ignored);
   return p;
 }
 
@@ -198,10 +200,12 @@ export function authorize(
   inject?: boolean,
   compartmentFor?: LuaTable<string, boolean>,
   rawQuery?: string,
+  rejectInvalid?: boolean,
 ): Denial | ResponseCheck | WriteCheck | Injection | undefined {
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
+  if (rejectInvalid === true && p.invalid !== undefined) return denial("invalid_scope", "the token holds a scope this gateway cannot read, and this tenant refuses such tokens");
   if (perm < 0) {
     if (c.interaction === "batch") {
       // The access phase authorizes Bundles entry by entry (scopes/bundle); one inside a

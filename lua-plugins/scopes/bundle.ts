@@ -49,6 +49,7 @@ export function authorizeBundle(
   decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
   operations?: LuaTable<string, string>,
   compartmentFor?: LuaTable<string, boolean>,
+  rejectInvalid?: boolean,
 ): BundleVerdict {
   const [doc] = cjson.decode(body);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
@@ -73,7 +74,7 @@ export function authorizeBundle(
       continue;
     }
     const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
-    const verdict = authorize(id, c, args, operations, false, compartmentFor);
+    const verdict = authorize(id, c, args, operations, false, compartmentFor, undefined, rejectInvalid);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
     if ("inject" in verdict) {

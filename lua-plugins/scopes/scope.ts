@@ -11,7 +11,7 @@
  * `%2F` stands for `/` (Entra ID issues scopes that way). v1 maps to v2 as SMART says:
  * read = rs, write = cud, * = cruds. A resource scope that does not parse (letters out of
  * order, unknown letters, an unknown type, a malformed constraint) grants nothing: it is
- * counted in `ignored`, or, in strict mode, makes the whole scope string invalid.
+ * counted in `ignored` and remembered in `invalid`; a policy may then refuse the whole token.
  */
 import type { PermissionContext } from "./permission";
 
@@ -46,7 +46,7 @@ export interface ParsedScopes {
   offlineAccess: boolean;
   /** Resource scopes that did not parse and grant nothing. */
   ignored: number;
-  /** Strict mode only: the first scope that did not parse; the whole string is then invalid. */
+  /** The first scope that did not parse. A policy with `invalidScopes: "reject"` refuses the token for it. */
   invalid: string | undefined;
 }
 
@@ -156,7 +156,7 @@ export function parseScopes(scope: string, types: LuaTable<string, boolean>, str
       // Known, and grants no resource access.
     } else if (!addResourceScope(p, s, types)) {
       p.ignored = p.ignored + 1;
-      if (strict && p.invalid === undefined) p.invalid = s;
+      if (p.invalid === undefined) p.invalid = s;
     }
   }
   return p;

@@ -33,6 +33,7 @@ describe("lowering to the IR", () => {
           operations: {},
           compartment_search: "refuse",
           compartment_for: {},
+          reject_invalid_scopes: false,
           routes: [],
         },
       ],

@@ -42,11 +42,15 @@ interface Row {
   readonly inject?: boolean;
   /** compartmentFor, as the IR has it. */
   readonly compartmentFor?: Record<string, boolean>;
+  /** invalidScopes: "reject". */
+  readonly rejectInvalid?: boolean;
 }
 
 // One Lua run for all rows: classify the request, authorize it, and say what came out.
 const RUN = `function(rows, types, gen)
   package.path = gen .. "/?.lua;" .. package.path
+  -- Plain LuaJIT has no ngx; the metrics module then counts nothing.
+  ngx = ngx or { shared = {} }
   local classify = require("fhir.classify").classify
   local authorize = require("scopes.authorize").authorize
   local authorizeBundle = require("scopes.bundle").authorizeBundle
@@ -74,7 +78,7 @@ const RUN = `function(rows, types, gen)
           out[i] = #parts == 0 and "allow" or ("deny-entries:" .. table.concat(parts, ","))
         end
       else
-        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject, r.compartmentFor)
+        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject, r.compartmentFor, nil, r.rejectInvalid)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
         elseif v.inject then out[i] = "inject:" .. v.inject
@@ -183,6 +187,11 @@ const HAND: Row[] = [
   { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient/$export", expect: "deny:system/*.rs" },
   { scopes: "system/*.cruds", method: "GET", url: "Patient/$everything", expect: "deny:operation" },
   { scopes: "patient/*.cruds", patient: P, method: "GET", url: `Patient/${P}/$everything`, expect: "deny:operation" },
+  // invalidScopes: ignore (default) grants from the rest; reject refuses the whole token.
+  { scopes: "user/*.rs user/Observation.sr", method: "GET", url: "Observation", expect: "allow" },
+  { scopes: "user/*.rs user/Observation.sr", method: "GET", url: "Observation", rejectInvalid: true, expect: "deny:invalid_scope" },
+  { scopes: "user/*.rs openid fhirUser", method: "GET", url: "Observation", rejectInvalid: true, expect: "allow" },
+  { scopes: "user/*.rs user/Foo.read", method: "GET", url: "metadata", rejectInvalid: true, expect: "allow" },
   // compartmentFor: user/ scopes held to the patient in context.
   { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { user: true }, expect: "deny:compartment_other_patient" },
   { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${P}`, compartmentFor: { user: true }, expect: "allow" },
@@ -264,6 +273,7 @@ describe("memoized compartment verdicts", () => {
   it("answer a repeated GET search from the token's memo, without parsing its arguments, per refuse/inject mode", async () => {
     const fn = `function(types, gen)
       package.path = gen .. "/?.lua;" .. package.path
+      ngx = ngx or { shared = {} }
       local classify = require("fhir.classify").classify
       local authz = require("scopes.authorize")
       local id = { issuer = "t", scope = "patient/*.rs", patient = "p1", exp = 2e9, at = 1e9, via = "jwt", tid = "x" }

@@ -151,12 +151,12 @@ describe("SMART scope decisions (request side)", () => {
 });
 
 describe("unparseable scopes", () => {
-  it("are ignored and counted by default, and make the whole string invalid in strict mode", async () => {
+  it("are ignored and counted, and the first is remembered for policies that reject such tokens", async () => {
     const fn = "function(s, types, strict) local p = m.parseScopes(s, types, strict) return { ignored = p.ignored, invalid = p.invalid or false, launch = p.launchPatient } end";
     const scopes = "launch/patient patient/Observation.sr patient/Observation.rs user/Foo.read patient/Condition.rs?";
     const got = await runLua("scopes.scope", fn, [[scopes, TYPE_SET, false], [scopes, TYPE_SET, true]]);
     expect(got.map((r) => (r.ok ? r.values[0] : r.error))).toEqual([
-      { ignored: 3, invalid: false, launch: true },
+      { ignored: 3, invalid: "patient/Observation.sr", launch: true },
       { ignored: 3, invalid: "patient/Observation.sr", launch: true },
     ]);
   });
