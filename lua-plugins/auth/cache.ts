@@ -9,6 +9,7 @@
  * keeps an entry for min(long TTL, exp - now).
  */
 import * as cjson from "cjson.safe";
+import { nonEmpty } from "../core/str";
 
 export type ValidationPath = "jwt" | "introspection";
 
@@ -37,10 +38,6 @@ export interface CacheDict {
   set(this: CacheDict, key: string, value: string | number | boolean, exptime?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
 /** Decodes a dict value; anything that is not a well-formed entry is a miss. */
 export function decodeEntry(raw: string): Identity | undefined {
   const [v] = cjson.decode(raw);
@@ -48,19 +45,19 @@ export function decodeEntry(raw: string): Identity | undefined {
   const e = v as Record<string, unknown>;
   const exp = e["exp"];
   const at = e["at"];
-  const issuer = str(e["issuer"]);
+  const issuer = nonEmpty(e["issuer"]);
   const via = e["via"];
-  const tid = str(e["tid"]);
+  const tid = nonEmpty(e["tid"]);
   if (typeof exp !== "number" || typeof at !== "number" || issuer === undefined || tid === undefined) return undefined;
   if (via !== "jwt" && via !== "introspection") return undefined;
   return {
     issuer,
-    tenant: str(e["tenant"]),
-    sub: str(e["sub"]),
-    client_id: str(e["client_id"]),
-    scope: str(e["scope"]) ?? "",
-    patient: str(e["patient"]),
-    fhir_user: str(e["fhir_user"]),
+    tenant: nonEmpty(e["tenant"]),
+    sub: nonEmpty(e["sub"]),
+    client_id: nonEmpty(e["client_id"]),
+    scope: nonEmpty(e["scope"]) ?? "",
+    patient: nonEmpty(e["patient"]),
+    fhir_user: nonEmpty(e["fhir_user"]),
     exp,
     at,
     via,

@@ -13,6 +13,7 @@
 import * as lrucache from "resty.lrucache";
 import * as cjson from "cjson.safe";
 import * as policy from "../generated/policy";
+import { nonEmpty } from "../core/str";
 import type { IssuerIR, TenantIR } from "../generated/policy";
 import { countAuth, observeIntrospection } from "../metrics/metrics";
 import { bearerToken, looksLikeJwt } from "./bearer";
@@ -90,10 +91,6 @@ function remember(key: string, id: Identity, now: number): void {
   lru?.set(key, id, left < cacheCfg.long_s ? left : cacheCfg.long_s);
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
 /** `scope` as a space-separated string, or `scp` as an array (some issuers use it). */
 function scopeOf(c: Claims): string {
   const s = c["scope"];
@@ -116,7 +113,7 @@ function peekIssuer(token: string): string | undefined {
   if (raw === undefined) return undefined;
   const [claims] = cjson.decode(raw);
   if (type(claims) !== "table") return undefined;
-  return str((claims as Claims)["iss"]);
+  return nonEmpty((claims as Claims)["iss"]);
 }
 
 function validateJwt(tenant: TenantIR, iss: IssuerIR, token: string, key: string, now: number): Result {
@@ -140,12 +137,12 @@ function validateJwt(tenant: TenantIR, iss: IssuerIR, token: string, key: string
   const exp = claims["exp"] as number;
   const id: Identity = {
     issuer: iss.id,
-    tenant: str(claims[tenantClaim]),
-    sub: str(claims["sub"]),
-    client_id: str(claims["client_id"]) ?? str(claims["azp"]),
+    tenant: nonEmpty(claims[tenantClaim]),
+    sub: nonEmpty(claims["sub"]),
+    client_id: nonEmpty(claims["client_id"]) ?? nonEmpty(claims["azp"]),
     scope: scopeOf(claims),
-    patient: str(claims[iss.patient_claim]),
-    fhir_user: str(claims["fhirUser"]),
+    patient: nonEmpty(claims[iss.patient_claim]),
+    fhir_user: nonEmpty(claims["fhirUser"]),
     exp,
     at: now,
     via: "jwt",

@@ -4,6 +4,8 @@
  * The HTTP call lives in auth/idp; this runs under plain LuaJIT.
  */
 import * as cjson from "cjson.safe";
+import { nonEmpty } from "../core/str";
+import { audienceOk } from "./jwt";
 
 const gsub = string.gsub;
 const format = string.format;
@@ -45,22 +47,6 @@ export interface Introspected {
   readonly fhir_user: string | undefined;
 }
 
-function str(v: unknown): string | undefined {
-  return typeof v === "string" && v !== "" ? v : undefined;
-}
-
-function audienceOk(aud: unknown, audiences: readonly string[]): boolean {
-  if (typeof aud === "string") {
-    for (const a of audiences) if (a === aud) return true;
-    return false;
-  }
-  if (type(aud) !== "table") return false;
-  for (const v of aud as unknown[]) {
-    if (typeof v === "string") for (const a of audiences) if (a === v) return true;
-  }
-  return false;
-}
-
 /**
  * Checks an introspection response. `iss`, when present, must be the issuer; `aud` must name
  * an accepted audience; `exp` and `nbf` are checked with skew; `scope` must be a string when
@@ -85,13 +71,13 @@ export function checkResponse(body: string, e: IntrospectionExpect): LuaMultiRet
   if (scope !== undefined && typeof scope !== "string") return $multi(undefined, "bad_scope");
   return $multi(
     {
-      sub: str(r["sub"]),
-      client_id: str(r["client_id"]),
+      sub: nonEmpty(r["sub"]),
+      client_id: nonEmpty(r["client_id"]),
       scope: scope ?? "",
       exp: typeof exp === "number" ? exp : undefined,
-      tenant: str(r[e.tenantClaim]),
-      patient: str(r[e.patientClaim]),
-      fhir_user: str(r["fhirUser"]),
+      tenant: nonEmpty(r[e.tenantClaim]),
+      patient: nonEmpty(r[e.patientClaim]),
+      fhir_user: nonEmpty(r["fhirUser"]),
     },
     undefined,
   );

@@ -60,7 +60,8 @@ function isAllowed(alg: unknown, algs: readonly Alg[]): alg is Alg {
   return false;
 }
 
-function audienceOk(aud: unknown, audiences: readonly string[]): boolean {
+/** True when `aud` (a string or a list, as JWT and RFC 7662 both allow) names one of `audiences`. */
+export function audienceOk(aud: unknown, audiences: readonly string[]): boolean {
   if (typeof aud === "string") {
     for (const a of audiences) if (a === aud) return true;
     return false;

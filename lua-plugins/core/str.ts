@@ -16,3 +16,8 @@ export function contains(s: string, needle: string): boolean {
   const [i] = find(s, needle, 1, true);
   return i !== undefined;
 }
+
+/** `v` when it is a non-empty string, else undefined: for optional string fields of decoded JSON. */
+export function nonEmpty(v: unknown): string | undefined {
+  return typeof v === "string" && v !== "" ? v : undefined;
+}

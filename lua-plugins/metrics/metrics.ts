@@ -143,6 +143,38 @@ function esc(v: string): string {
   return s;
 }
 
+/** Latency buckets of one histogram family, by label value, in the order first seen. */
+interface Histograms {
+  readonly byLabel: LuaTable<string, LuaTable<string, number>>;
+  readonly order: string[];
+}
+
+function addBucket(hs: Histograms, label: string, bucket: string, v: number): void {
+  let h = hs.byLabel.get(label);
+  if (h === undefined) {
+    h = new LuaTable<string, number>();
+    hs.byLabel.set(label, h);
+    hs.order.push(label);
+  }
+  h.set(bucket, v);
+}
+
+/** Cumulative `_bucket` lines, `_sum` and `_count`, per label value. */
+function histogramLines(lines: string[], name: string, labelName: string, hs: Histograms): void {
+  for (const label of hs.order) {
+    const h = hs.byLabel.get(label)!;
+    const sel = labelName + '="' + esc(label) + '"';
+    let cum = 0;
+    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
+      cum = cum + (h.get(tostring(i)) ?? 0);
+      const le = i < LATENCY_BUCKETS.length ? tostring(LATENCY_BUCKETS[i]!) : "+Inf";
+      lines.push(name + "_bucket{" + sel + ',le="' + le + '"} ' + string.format("%d", cum));
+    }
+    lines.push(name + "_sum{" + sel + "} " + string.format("%.6f", h.get("sum") ?? 0));
+    lines.push(name + "_count{" + sel + "} " + string.format("%d", cum));
+  }
+}
+
 function splitKey(key: string): string[] {
   const out: string[] = [];
   for (const [part] of string.gmatch(key, "[^\t]+")) {
@@ -163,14 +195,12 @@ export function render(policyVersion: string): string {
   const keys = d.get_keys(0);
   table.sort(keys);
   const req: string[] = [];
-  const hist = new LuaTable<string, LuaTable<string, number>>();
-  const tenants: string[] = [];
+  const requestHist: Histograms = { byLabel: new LuaTable(), order: [] };
+  const introspectionHist: Histograms = { byLabel: new LuaTable(), order: [] };
   const auth: string[] = [];
   const jwks: string[] = [];
   const scopes: string[] = [];
   let ignoredScopes = 0;
-  const ihist = new LuaTable<string, LuaTable<string, number>>();
-  const issuers: string[] = [];
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -179,13 +209,7 @@ export function render(policyVersion: string): string {
       req.push('fe_requests_total{tenant="' + esc(parts[1]!) + '",interaction="' + esc(parts[2]!) +
         '",resource_type="' + esc(parts[3]!) + '",status_class="' + parts[4]! + '"} ' + string.format("%d", v));
     } else if (parts[0] === "l" && parts.length === 3) {
-      let h = hist.get(parts[1]!);
-      if (h === undefined) {
-        h = new LuaTable<string, number>();
-        hist.set(parts[1]!, h);
-        tenants.push(parts[1]!);
-      }
-      h.set(parts[2]!, v);
+      addBucket(requestHist, parts[1]!, parts[2]!, v);
     } else if (parts[0] === "a" && parts.length === 4) {
       auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "x" && parts[1] === "ignored") {
@@ -195,13 +219,7 @@ export function render(policyVersion: string): string {
     } else if (parts[0] === "j" && parts.length === 3) {
       jwks.push('fe_jwks_fetches_total{issuer="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "i" && parts.length === 3) {
-      let h = ihist.get(parts[1]!);
-      if (h === undefined) {
-        h = new LuaTable<string, number>();
-        ihist.set(parts[1]!, h);
-        issuers.push(parts[1]!);
-      }
-      h.set(parts[2]!, v);
+      addBucket(introspectionHist, parts[1]!, parts[2]!, v);
     }
   }
   lines.push("# HELP fe_requests_total Requests handled by the gateway.");
@@ -210,17 +228,7 @@ export function render(policyVersion: string): string {
 
   lines.push("# HELP fe_request_duration_seconds Time from the first request byte to the last log phase.");
   lines.push("# TYPE fe_request_duration_seconds histogram");
-  for (const t of tenants) {
-    const h = hist.get(t)!;
-    let cum = 0;
-    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
-      cum = cum + (h.get(tostring(i)) ?? 0);
-      const le = i < LATENCY_BUCKETS.length ? tostring(LATENCY_BUCKETS[i]!) : "+Inf";
-      lines.push('fe_request_duration_seconds_bucket{tenant="' + esc(t) + '",le="' + le + '"} ' + string.format("%d", cum));
-    }
-    lines.push('fe_request_duration_seconds_sum{tenant="' + esc(t) + '"} ' + string.format("%.6f", h.get("sum") ?? 0));
-    lines.push('fe_request_duration_seconds_count{tenant="' + esc(t) + '"} ' + string.format("%d", cum));
-  }
+  histogramLines(lines, "fe_request_duration_seconds", "tenant", requestHist);
 
   lines.push("# HELP fe_auth_validations_total Token validations by tenant, path (jwt, introspection, cache) and outcome (ok or the reason); path cache is a token cache hit.");
   lines.push("# TYPE fe_auth_validations_total counter");
@@ -236,17 +244,7 @@ export function render(policyVersion: string): string {
   for (const l of jwks) lines.push(l);
   lines.push("# HELP fe_introspection_duration_seconds Introspection call latency by issuer.");
   lines.push("# TYPE fe_introspection_duration_seconds histogram");
-  for (const iss of issuers) {
-    const h = ihist.get(iss)!;
-    let cum = 0;
-    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) {
-      cum = cum + (h.get(tostring(i)) ?? 0);
-      const le = i < LATENCY_BUCKETS.length ? tostring(LATENCY_BUCKETS[i]!) : "+Inf";
-      lines.push('fe_introspection_duration_seconds_bucket{issuer="' + esc(iss) + '",le="' + le + '"} ' + string.format("%d", cum));
-    }
-    lines.push('fe_introspection_duration_seconds_sum{issuer="' + esc(iss) + '"} ' + string.format("%.6f", h.get("sum") ?? 0));
-    lines.push('fe_introspection_duration_seconds_count{issuer="' + esc(iss) + '"} ' + string.format("%d", cum));
-  }
+  histogramLines(lines, "fe_introspection_duration_seconds", "issuer", introspectionHist);
 
   const [overflow] = d.get(OVERFLOW);
   const [series] = d.get(SERIES);

@@ -20,17 +20,26 @@ const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, 
 export type FetchOutcome = "denied" | "upstream_error";
 
 /**
+ * The resource at the request's upstream target (through `/__fe_fetch`, the parent's
+ * variables shared), and its JSON when it is a 200 object within MAX_BODY.
+ */
+function fetchTarget(): LuaMultiReturn<[CaptureResponse, Record<string, unknown> | undefined]> {
+  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+  if (res.truncated || res.status !== 200 || res.body.length > MAX_BODY) return $multi(res, undefined);
+  const [doc] = cjson.decode(res.body);
+  return $multi(res, type(doc) === "table" ? (doc as Record<string, unknown>) : undefined);
+}
+
+/**
  * Before an update or delete under patient scopes: is the resource already at the target URI
  * in the patient's compartment? Fetched like a checked read, never sent to the client.
  */
 export function existingInCompartment(resourceType: string, patient: string): "in" | "out" | "absent" | "upstream_error" {
-  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+  const [res, doc] = fetchTarget();
   if (res.truncated || res.status === 0 || res.status >= 500) return "upstream_error";
   if (res.status === 404 || res.status === 410) return "absent";
-  if (res.status !== 200 || res.body.length > MAX_BODY) return "out";
-  const [doc] = cjson.decode(res.body);
-  if (type(doc) !== "table") return "out";
-  return inCompartment(doc as Record<string, unknown>, resourceType, patient, fhir.patient_paths) ? "in" : "out";
+  if (doc === undefined) return "out";
+  return inCompartment(doc, resourceType, patient, fhir.patient_paths) ? "in" : "out";
 }
 
 /**
@@ -42,21 +51,14 @@ export function existingInCompartment(resourceType: string, patient: string): "i
  * upvalues (UCLO, not compiled) at every return of the phase, on every request.
  */
 export function fetchChecked(check: ResponseCheck, tenant: string, shadow: boolean): FetchOutcome {
-  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+  const [res, doc] = fetchTarget();
   if (res.truncated || res.status === 0) return "upstream_error";
   let ok = true;
   if (res.status === 404 || res.status === 410) ok = false;
   else if (res.status === 200) {
-    if (res.body.length > MAX_BODY) ok = false;
-    else {
-      const [doc] = cjson.decode(res.body);
-      if (type(doc) !== "table") ok = false;
-      else {
-        const r = doc as Record<string, unknown>;
-        if (check.patient !== undefined && !inCompartment(r, check.type, check.patient, fhir.patient_paths)) ok = false;
-        if (ok && check.granular !== undefined && !satisfiesGranular(r, check.type, check.granular, fhir.token_paths)) ok = false;
-      }
-    }
+    if (doc === undefined) ok = false;
+    else if (check.patient !== undefined && !inCompartment(doc, check.type, check.patient, fhir.patient_paths)) ok = false;
+    else if (check.granular !== undefined && !satisfiesGranular(doc, check.type, check.granular, fhir.token_paths)) ok = false;
   }
   if (!ok) {
     countScopeDenial(tenant, check.type, check.patient !== undefined ? "compartment_read" : "granular_read", shadow);
