@@ -29,6 +29,22 @@ export interface BuildOptions {
   readonly phasesOff?: readonly OptionalPhase[];
   /** Not for production: jit.v logs each trace event, slowly. @default none */
   readonly jitTraceLog?: JitTraceLog;
+  /**
+   * Benchmark only: the floor of Lua in nginx. The same conf, with every Lua phase wired to an
+   * empty function and the tenant's upstream chosen by a per-tenant location in C, so a
+   * benchmark can measure what having Lua phases at all costs. It enforces nothing. @default false
+   */
+  readonly emptyLua?: boolean;
+  /** Benchmark and test tooling, not for production: Lua run in each worker at start and at exit. @default none */
+  readonly workerLua?: WorkerLua;
+}
+
+/** Lua chunks for init_worker_by_lua and exit_worker_by_lua (a profiler, trace statistics). */
+export interface WorkerLua {
+  /** Extra `lua_package_path` entries (`/dir/?.lua`). */
+  readonly luaPath?: readonly string[];
+  readonly init?: string;
+  readonly exit?: string;
 }
 
 export type OptionalPhase = "log" | "header_filter";
@@ -107,6 +123,32 @@ function idpLocations(ir: PolicyIR): ConfNode[] {
   });
 }
 
+/** The Lua a phase runs: the gateway's module, or the floor's empty function. */
+function phaseCall(options: BuildOptions, phase: "access" | "header_filter" | "log", fn: string): string {
+  return options.emptyLua === true ? `require("phases.floor").${phase}()` : `require("phases.${phase}").${fn}()`;
+}
+
+/**
+ * The floor's stand-in for the access phase's routing: one regex location per tenant path,
+ * which sets the upstream variables in C, then the same (empty) Lua access phase and proxying.
+ */
+function floorLocations(ir: PolicyIR, body: readonly ConfNode[]): ConfNode[] {
+  return ir.tenants.map((t) => {
+    const base = (t.path_prefix ?? "") + t.fhir_base;
+    const u = t.upstream;
+    const hostHeader = (u.scheme === "https" ? u.port === 443 : u.port === 80) ? u.host : `${u.host}:${u.port}`;
+    return block("location", ["~", `^${base.replace(/[.\\^$|?*+()[\]{}]/g, "\\$&")}(?<fe_floor_rest>/.*)$`], [
+      ...body,
+      d("set", "$fe_upstream", u.name),
+      d("set", "$fe_upstream_scheme", u.scheme),
+      d("set", "$fe_upstream_host", hostHeader),
+      d("set", "$fe_upstream_uri", `${u.base_path}$fe_floor_rest$is_args$args`),
+      d("set", "$fe_tenant_id", t.id),
+      lua("access_by_lua_block", 'require("phases.floor").access()'),
+    ]);
+  });
+}
+
 function gatewayServer(input: GatewayConfInput): ConfNode {
   const { ir, options } = input;
   const off = new Set(options.phasesOff ?? []);
@@ -139,6 +181,25 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
     d("proxy_intercept_errors", "off"),
   ];
+  const requestVars: ConfNode[] = [
+    d("set", "$fe_upstream", ""),
+    d("set", "$fe_upstream_uri", ""),
+    d("set", "$fe_upstream_host", ""),
+    d("set", "$fe_upstream_scheme", "http"),
+    // Written by the access phase; variables survive the internal redirect to /__fe_error,
+    // where ngx.ctx does not.
+    d("set", "$fe_request_id", ""),
+    d("set", "$fe_labels", ""),
+    d("set", "$fe_tenant_id", ""),
+    d("set", "$fe_traceparent", ""),
+    d("set", "$fe_user_id", ""),
+    d("set", "$fe_client_id", ""),
+    d("set", "$fe_patient", ""),
+    d("set", "$fe_authorization", ""),
+    // Declared here, given values per subrequest (capture's `vars`) in the idp locations.
+    d("set", "$fe_idp_auth", ""),
+    d("set", "$fe_idp_ctype", ""),
+  ];
   return block("server", [], [
     // No reuseport: with it a second gateway on the same port would bind silently instead of failing.
     d("listen", options.listen),
@@ -147,30 +208,10 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // parsed a URI (a 414 or a bad request line), and the URI form keeps $status and our vars.
     d("error_page", ...ERROR_STATUSES, "/__fe_error"),
     // Server level, so the error page and every location count and tag their responses too.
-    ...(off.has("header_filter") ? [] : [lua("header_filter_by_lua_block", 'require("phases.header_filter").run()')]),
-    ...(off.has("log") ? [] : [lua("log_by_lua_block", 'require("phases.log").run()')]),
+    ...(off.has("header_filter") ? [] : [lua("header_filter_by_lua_block", phaseCall(options, "header_filter", "run"))]),
+    ...(off.has("log") ? [] : [lua("log_by_lua_block", phaseCall(options, "log", "run"))]),
     blank,
-    block("location", ["/"], [
-      d("set", "$fe_upstream", ""),
-      d("set", "$fe_upstream_uri", ""),
-      d("set", "$fe_upstream_host", ""),
-      d("set", "$fe_upstream_scheme", "http"),
-      // Written by the access phase; variables survive the internal redirect to /__fe_error,
-      // where ngx.ctx does not.
-      d("set", "$fe_request_id", ""),
-      d("set", "$fe_labels", ""),
-      d("set", "$fe_tenant_id", ""),
-      d("set", "$fe_traceparent", ""),
-      d("set", "$fe_user_id", ""),
-      d("set", "$fe_client_id", ""),
-      d("set", "$fe_patient", ""),
-      d("set", "$fe_authorization", ""),
-      // Declared here, given values per subrequest (capture's `vars`) in the idp locations.
-      d("set", "$fe_idp_auth", ""),
-      d("set", "$fe_idp_ctype", ""),
-      lua("access_by_lua_block", 'require("phases.access").run()'),
-      ...proxy,
-    ]),
+    ...(options.emptyLua === true ? floorLocations(ir, [...requestVars, ...proxy]) : [block("location", ["/"], [...requestVars, lua("access_by_lua_block", 'require("phases.access").run()'), ...proxy])]),
     blank,
     block("location", ["=", "/__fe_error"], [d("internal"), lua("content_by_lua_block", 'require("phases.errors").from_nginx()')]),
     // The same proxying, for reads whose response the access phase must check before the
@@ -194,7 +235,8 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
   const { ir, stateDir, bundleDir, runtime, options } = input;
   const luaDir = `${bundleDir}/lua`;
   const jit = options.jitTraceLog;
-  const luaPath = [`${luaDir}/?.lua`, `${luaDir}/?/init.lua`, ...runtime.luaPath, ...(jit !== undefined ? [`${jit.jitDir}/?.lua`] : [])].join(";") + ";;";
+  const hooks = options.workerLua;
+  const luaPath = [`${luaDir}/?.lua`, `${luaDir}/?/init.lua`, ...runtime.luaPath, ...(jit !== undefined ? [`${jit.jitDir}/?.lua`] : []), ...(hooks?.luaPath ?? [])].join(";") + ";;";
   const luaCpath = [...runtime.luaCpath].join(";") + ";;";
   const tmp = (name: string): ConfNode => d(`${name}_temp_path`, `${stateDir}/tmp/${name}`);
   return [
@@ -220,7 +262,8 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       // JWKS documents, discovery results and single-flight locks.
       d("lua_shared_dict", "fe_auth", "4m"),
       lua("init_by_lua_block", 'require("phases.init").init()'),
-      lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "")),
+      lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "") + (hooks?.init !== undefined ? `\n${hooks.init}` : "")),
+      ...(hooks?.exit !== undefined ? [lua("exit_worker_by_lua_block", hooks.exit)] : []),
       blank,
       tmp("client_body"),
       tmp("proxy"),

@@ -8,6 +8,7 @@ import "./header_filter";
 import "./log";
 import "./errors";
 import "./admin";
+import "./floor";
 
 export function init(this: void): void {
   // Loading happens through the imports above; nothing else to do once they resolved.
