@@ -190,7 +190,9 @@ export function run(this: void): void {
         }
       }
     }
-    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, c.interaction === "search-type" || c.interaction === "history-type" ? searchKey(method, args) : undefined, tenant.reject_invalid_scopes);
+    // Hoisted: a conditional call among the arguments compiles to __TS__SparseArray* (see STYLE.md).
+    const memoKey = c.interaction === "search-type" || c.interaction === "history-type" ? searchKey(method, args) : undefined;
+    const verdict = c.interaction === "batch" ? undefined : authorize(id, c, searchArgs, tenant.operations, tenant.compartment_search === "inject", tenant.compartment_for, memoKey, tenant.reject_invalid_scopes);
     if (verdict !== undefined) {
       if ("inject" in verdict) injected = verdict.inject;
       else if ("response" in verdict) check = verdict;
