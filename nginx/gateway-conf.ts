@@ -3,7 +3,15 @@
  * under the state dir, so the conf never depends on /etc/nginx.
  */
 import type { PolicyIR } from "../compiler/ir.ts";
-import { blank, block, comment, d, lua, type ConfNode } from "./model.ts";
+import { FE_VARS, type FeVar } from "../lua-plugins/core/vars.ts";
+import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "./model.ts";
+
+const FE_VAR_NAMES = Object.keys(FE_VARS) as FeVar[];
+
+/** `$name` of a variable declared in core/vars: a name that is not there does not compile. */
+function v(name: FeVar): string {
+  return `$${name}`;
+}
 
 /** What the conf needs to know about the nginx build it runs on (see compiler/runtime.ts). */
 export interface ConfRuntime {
@@ -77,6 +85,40 @@ function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
+/** A map over a fixed set of values: each is quoted by the printer, so tenant ids cannot break the conf. */
+function map(source: string, target: FeVar, entries: readonly (readonly [string, string])[], dflt: string): ConfNode {
+  return block("map", [source, v(target)], [...entries.map(([k, val]) => mapEntry(k, val)), d("default", dflt)]);
+}
+
+/**
+ * The request id and trace context, computed by nginx in C when first read (no Lua on the hot
+ * path). A client's X-Request-ID is kept only when it is 8-128 of [A-Za-z0-9._:-], so it can go
+ * into logs and headers unescaped. A client's traceparent (version 00, lower-case hex, non-zero
+ * ids) keeps its trace id and flags with the gateway's span as parent; otherwise a new trace
+ * starts, with $request_id (32 random hex digits) as its id. The patterns are tested in
+ * test/unit/nginx against an independent oracle.
+ */
+export const REQUEST_ID_PATTERN = "~^[A-Za-z0-9._:-]{8,128}$";
+export const TRACEPARENT_PATTERN = "~^00-(?<fe_tp_trace>(?!0{32})[0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-(?<fe_tp_flags>[0-9a-f]{2})$";
+
+export function traceMaps(): ConfNode[] {
+  return [
+    map("$http_x_request_id", "fe_request_id", [[REQUEST_ID_PATTERN, "$http_x_request_id"]], "$request_id"),
+    map("$request_id", "fe_span_id", [["~^(?<fe_span16>[0-9a-f]{16})", "$fe_span16"]], ""),
+    map("$http_traceparent", "fe_traceparent", [[TRACEPARENT_PATTERN, `00-$fe_tp_trace-${v("fe_span_id")}-$fe_tp_flags`]], `00-$request_id-${v("fe_span_id")}-01`),
+  ];
+}
+
+/** The tenant's upstream block, scheme and Host, from the one variable the access phase sets. */
+function upstreamMaps(ir: PolicyIR): ConfNode[] {
+  const host = (u: PolicyIR["tenants"][number]["upstream"]): string => ((u.scheme === "https" ? u.port === 443 : u.port === 80) ? u.host : `${u.host}:${u.port}`);
+  return [
+    map(v("fe_tenant_id"), "fe_upstream", ir.tenants.map((t) => [t.id, t.upstream.name] as const), "fe_none"),
+    map(v("fe_tenant_id"), "fe_upstream_scheme", ir.tenants.map((t) => [t.id, t.upstream.scheme] as const), "http"),
+    map(v("fe_tenant_id"), "fe_upstream_host", ir.tenants.map((t) => [t.id, host(t.upstream)] as const), "localhost"),
+  ];
+}
+
 function upstreams(ir: PolicyIR): ConfNode[] {
   return ir.tenants.map((t) =>
     block("upstream", [t.upstream.name], [
@@ -100,8 +142,8 @@ function idpLocations(ir: PolicyIR): ConfNode[] {
       d("proxy_pass", l.origin),
       d("proxy_pass_request_headers", "off"),
       d("proxy_set_header", "Host", l.host_header),
-      d("proxy_set_header", "Authorization", "$fe_idp_auth"),
-      d("proxy_set_header", "Content-Type", "$fe_idp_ctype"),
+      d("proxy_set_header", "Authorization", v("fe_idp_auth")),
+      d("proxy_set_header", "Content-Type", v("fe_idp_ctype")),
       d("proxy_set_header", "Accept", "application/json"),
       d("proxy_connect_timeout", seconds(l.timeout_ms)),
       d("proxy_send_timeout", seconds(l.timeout_ms)),
@@ -123,11 +165,6 @@ function idpLocations(ir: PolicyIR): ConfNode[] {
   });
 }
 
-/** The Lua a phase runs: the gateway's module, or the floor's empty function. */
-function phaseCall(options: BuildOptions, phase: "access" | "header_filter" | "log", fn: string): string {
-  return options.emptyLua === true ? `require("phases.floor").${phase}()` : `require("phases.${phase}").${fn}()`;
-}
-
 /**
  * The floor's stand-in for the access phase's routing: one regex location per tenant path,
  * which sets the upstream variables in C, then the same (empty) Lua access phase and proxying.
@@ -135,15 +172,10 @@ function phaseCall(options: BuildOptions, phase: "access" | "header_filter" | "l
 function floorLocations(ir: PolicyIR, body: readonly ConfNode[]): ConfNode[] {
   return ir.tenants.map((t) => {
     const base = (t.path_prefix ?? "") + t.fhir_base;
-    const u = t.upstream;
-    const hostHeader = (u.scheme === "https" ? u.port === 443 : u.port === 80) ? u.host : `${u.host}:${u.port}`;
     return block("location", ["~", `^${base.replace(/[.\\^$|?*+()[\]{}]/g, "\\$&")}(?<fe_floor_rest>/.*)$`], [
       ...body,
-      d("set", "$fe_upstream", u.name),
-      d("set", "$fe_upstream_scheme", u.scheme),
-      d("set", "$fe_upstream_host", hostHeader),
-      d("set", "$fe_upstream_uri", `${u.base_path}$fe_floor_rest$is_args$args`),
-      d("set", "$fe_tenant_id", t.id),
+      d("set", v("fe_tenant_id"), t.id),
+      d("set", v("fe_upstream_uri"), `${t.upstream.base_path}$fe_floor_rest$is_args$args`),
       lua("access_by_lua_block", 'require("phases.floor").access()'),
     ]);
   });
@@ -157,48 +189,32 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
   const connect = Math.max(...ir.tenants.map((t) => t.upstream.connect_timeout_ms), 1000);
   const read = Math.max(...ir.tenants.map((t) => t.upstream.read_timeout_ms), 1000);
   const proxy: ConfNode[] = [
-  d("proxy_pass", "$fe_upstream_scheme://$fe_upstream$fe_upstream_uri"),
+  d("proxy_pass", `${v("fe_upstream_scheme")}://${v("fe_upstream")}${v("fe_upstream_uri")}`),
     d("proxy_http_version", "1.1"),
     d("proxy_set_header", "Connection", ""),
-    d("proxy_set_header", "Host", "$fe_upstream_host"),
+    d("proxy_set_header", "Host", v("fe_upstream_host")),
     // Header hygiene in C, per request for free: an empty value drops every client copy of
     // the header (any case), and the gateway's own values come from variables set in access.
     ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h)).map((h) => d("proxy_set_header", h, "")),
-    d("proxy_set_header", "X-Tenant-ID", "$fe_tenant_id"),
-    d("proxy_set_header", "X-Request-ID", "$fe_request_id"),
+    d("proxy_set_header", "X-Tenant-ID", v("fe_tenant_id")),
+    d("proxy_set_header", "X-Request-ID", v("fe_request_id")),
     d("proxy_set_header", "X-Policy-Version", input.version),
-    d("proxy_set_header", "traceparent", "$fe_traceparent"),
-    d("proxy_set_header", "X-User-ID", "$fe_user_id"),
-    d("proxy_set_header", "X-Client-ID", "$fe_client_id"),
-    d("proxy_set_header", "X-FHIR-Patient", "$fe_patient"),
+    d("proxy_set_header", "traceparent", v("fe_traceparent")),
+    d("proxy_set_header", "X-User-ID", v("fe_user_id")),
+    d("proxy_set_header", "X-Client-ID", v("fe_client_id")),
+    d("proxy_set_header", "X-FHIR-Patient", v("fe_patient")),
     // Empty (the default) drops the client's token; a route with keepAuthorization forwards it.
-    d("proxy_set_header", "Authorization", "$fe_authorization"),
+    d("proxy_set_header", "Authorization", v("fe_authorization")),
     d("proxy_ssl_server_name", "on"),
-    d("proxy_ssl_name", "$fe_upstream_host"),
+    d("proxy_ssl_name", v("fe_upstream_host")),
     d("proxy_connect_timeout", seconds(connect)),
     d("proxy_read_timeout", seconds(read)),
     d("proxy_send_timeout", seconds(read)),
     // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
     d("proxy_intercept_errors", "off"),
-  ];
-  const requestVars: ConfNode[] = [
-    d("set", "$fe_upstream", ""),
-    d("set", "$fe_upstream_uri", ""),
-    d("set", "$fe_upstream_host", ""),
-    d("set", "$fe_upstream_scheme", "http"),
-    // Written by the access phase; variables survive the internal redirect to /__fe_error,
-    // where ngx.ctx does not.
-    d("set", "$fe_request_id", ""),
-    d("set", "$fe_labels", ""),
-    d("set", "$fe_tenant_id", ""),
-    d("set", "$fe_traceparent", ""),
-    d("set", "$fe_user_id", ""),
-    d("set", "$fe_client_id", ""),
-    d("set", "$fe_patient", ""),
-    d("set", "$fe_authorization", ""),
-    // Declared here, given values per subrequest (capture's `vars`) in the idp locations.
-    d("set", "$fe_idp_auth", ""),
-    d("set", "$fe_idp_ctype", ""),
+    // The server's add_header sets these on every response; the upstream's copies would double them.
+    d("proxy_hide_header", "X-Request-ID"),
+    d("proxy_hide_header", "X-Content-Type-Options"),
   ];
   return block("server", [], [
     // No reuseport: with it a second gateway on the same port would bind silently instead of failing.
@@ -208,15 +224,22 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // parsed a URI (a 414 or a bad request line), and the URI form keeps $status and our vars.
     d("error_page", ...ERROR_STATUSES, "/__fe_error"),
     // Server level, so the error page and every location count and tag their responses too.
-    ...(off.has("header_filter") ? [] : [lua("header_filter_by_lua_block", phaseCall(options, "header_filter", "run"))]),
-    ...(off.has("log") ? [] : [lua("log_by_lua_block", phaseCall(options, "log", "run"))]),
+    // On every response, errors included, from C: an empty value adds nothing. Subrequests
+    // (issuer calls, checked reads) get none; the upstream's own copies are hidden.
+    d("add_header", "X-Request-ID", v("fe_request_id"), "always"),
+    d("add_header", "X-Content-Type-Options", "nosniff", "always"),
+    ...(off.has("log") ? [] : [lua("log_by_lua_block", options.emptyLua === true ? 'require("phases.floor").log()' : 'require("phases.log").run()')]),
     blank,
-    ...(options.emptyLua === true ? floorLocations(ir, [...requestVars, ...proxy]) : [block("location", ["/"], [...requestVars, lua("access_by_lua_block", 'require("phases.access").run()'), ...proxy])]),
+    ...(options.emptyLua === true ? floorLocations(ir, proxy) : [block("location", ["/"], [lua("access_by_lua_block", 'require("phases.access").run()'), ...proxy])]),
     blank,
     block("location", ["=", "/__fe_error"], [d("internal"), lua("content_by_lua_block", 'require("phases.errors").from_nginx()')]),
     // The same proxying, for reads whose response the access phase must check before the
     // client gets a byte (ngx.location.capture with the parent's variables shared).
     block("location", ["=", "/__fe_fetch"], [d("internal"), ...proxy]),
+    // Never served: the `set`s here only declare the variables Lua writes (core/vars), so no
+    // request pays for resetting them. Unwritten, they read as empty, and an empty
+    // proxy_set_header sends nothing.
+    block("location", ["=", "/__fe_vars"], [d("internal"), ...FE_VAR_NAMES.filter((n) => FE_VARS[n] === "set").map((n) => d("set", v(n), "")), d("return", 404)]),
     ...idpLocations(ir),
   ]);
 }
@@ -283,6 +306,9 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("large_client_header_buffers", 4, "32k"),
       d("client_max_body_size", ir.limits.max_body_bytes),
       d("keepalive_timeout", "65s"),
+      blank,
+      ...traceMaps(),
+      ...upstreamMaps(ir),
       blank,
       ...upstreams(ir),
       blank,

@@ -2,7 +2,7 @@
  * A typed nginx.conf model and its printer. Arguments are quoted by the printer, so no caller
  * splices strings into the conf; Lua code goes in `lua` nodes, printed as `*_by_lua_block`.
  */
-export type ConfNode = Directive | Block | LuaBlock | Comment | Blank;
+export type ConfNode = Directive | Block | LuaBlock | Comment | Blank | MapEntry;
 
 export interface Directive {
   readonly kind: "directive";
@@ -21,6 +21,12 @@ export interface LuaBlock {
   readonly name: `${string}_by_lua_block`;
   readonly code: string;
 }
+/** A `source value;` line of a `map` block: both sides quoted as arguments (the source may be a regex). */
+export interface MapEntry {
+  readonly kind: "map-entry";
+  readonly source: string;
+  readonly value: string;
+}
 export interface Comment {
   readonly kind: "comment";
   readonly text: string;
@@ -32,6 +38,7 @@ export interface Blank {
 export const d = (name: string, ...args: (string | number)[]): Directive => ({ kind: "directive", name, args });
 export const block = (name: string, args: readonly (string | number)[], children: readonly ConfNode[]): Block => ({ kind: "block", name, args, children });
 export const lua = (name: LuaBlock["name"], code: string): LuaBlock => ({ kind: "lua", name, code });
+export const mapEntry = (source: string, value: string): MapEntry => ({ kind: "map-entry", source, value });
 export const comment = (text: string): Comment => ({ kind: "comment", text });
 export const blank: Blank = { kind: "blank" };
 
@@ -49,6 +56,8 @@ export function quoteArg(a: string | number): string {
   return `"${s.replace(/\\/g, "\\\\").replace(/"/g, '\\"')}"`;
 }
 
+const MAP_KEYWORDS = new Set(["default", "hostnames", "include", "volatile"]);
+
 function checkName(name: string): void {
   if (!NAME.test(name)) throw new Error(`bad nginx directive name ${JSON.stringify(name)}`);
 }
@@ -64,6 +73,11 @@ function printNode(n: ConfNode, indent: string, out: string[]): void {
     case "directive":
       checkName(n.name);
       out.push(`${indent}${[n.name, ...n.args.map(quoteArg)].join(" ")};`);
+      return;
+    case "map-entry":
+      // `default`, `hostnames`, `include` and `volatile` are keywords in a map: a source that
+      // spells one is escaped, as nginx allows, so it stays a value.
+      out.push(`${indent}${MAP_KEYWORDS.has(n.source) ? "\\" + n.source : quoteArg(n.source)} ${quoteArg(n.value)};`);
       return;
     case "lua": {
       checkName(n.name);

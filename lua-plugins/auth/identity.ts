@@ -116,9 +116,20 @@ function peekIssuer(token: string): string | undefined {
   return nonEmpty((claims as Claims)["iss"]);
 }
 
-function validateJwt(tenant: TenantIR, iss: IssuerIR, token: string, key: string, now: number): Result {
+/**
+ * A validation this worker finished while the request waited (a JWKS download yields): the
+ * other requests of a new token that arrived together then verify nothing themselves.
+ */
+function verifiedMeanwhile(tenant: TenantIR, key: string, maxAge: number): Identity | undefined {
+  const [id] = lru!.get(key);
+  return id !== undefined && accepted(tenant, id) && fresh(id, ngx.now(), maxAge) ? id : undefined;
+}
+
+function validateJwt(tenant: TenantIR, iss: IssuerIR, token: string, key: string, now: number, maxAge: number): Result {
   const set = keySet(iss, authDict);
   if (set === undefined) return failure(tenant, "jwt", 503, undefined, "jwks_unavailable");
+  const meanwhile = verifiedMeanwhile(tenant, key, maxAge);
+  if (meanwhile !== undefined) return success(tenant, meanwhile, "cache");
   const e: Expectations = { issuer: iss.issuer, audiences: iss.audiences, algs: iss.algs, skew: iss.skew_s, now };
   let keys = set.keys;
   let [claims, err, kid] = verifyJwt(token, (k) => keys.get(k), e);
@@ -295,6 +306,6 @@ export function authenticate(header: string | undefined, tenant: TenantIR, maxAg
 
   const [iss, why] = pickIssuer(tenant, token);
   if (iss === undefined) return rejectToken(tenant, key, "none", why ?? "unknown_issuer");
-  if (iss.mode === "jwt" || (iss.mode === "auto" && looksLikeJwt(token))) return validateJwt(tenant, iss, token, key, now);
+  if (iss.mode === "jwt" || (iss.mode === "auto" && looksLikeJwt(token))) return validateJwt(tenant, iss, token, key, now, maxAge);
   return introspect(tenant, iss, token, key, now, maxAge, stale);
 }

@@ -49,16 +49,25 @@ function compileRoutes(routes: readonly RouteIR[]): CompiledRoute[] {
 }
 
 /** nginx variable name for a request header: `X-Tenant` -> `http_x_tenant`. */
-function headerVar(name: string): string {
+function headerVar(name: string): `http_${string}` {
   const [v] = string.gsub(string.lower(name), "-", "_");
-  return "http_" + v;
+  return `http_${v}`;
+}
+
+/** The tenant header's variable, when the policy resolves tenants by header at all (else it is never read). */
+function tenantHeader(): `http_${string}` | undefined {
+  let byHeader = false;
+  for (const m of policy.resolution.order) if (m === "header") byHeader = true;
+  let named = false;
+  for (const t of policy.tenants) if (t.header_value !== undefined) named = true;
+  return byHeader && named ? headerVar(policy.resolution.header) : undefined;
 }
 
 export const version: string = policy.version;
 export const resourceTypes: LuaTable<string, boolean> = fhir.resource_types;
 export const index: TenantIndex = buildIndex(policy);
 export const stripHeaders: readonly string[] = policy.strip_headers;
-export const tenantHeaderVar: string = headerVar(policy.resolution.header);
+export const tenantHeaderVar: `http_${string}` | undefined = tenantHeader();
 export const maxSeries: number = policy.metrics.max_series;
 /** The token's tenant claim must agree with the resolved tenant when `claim` is in the order. */
 export const checkTenantClaim: boolean = (() => {

@@ -4,6 +4,7 @@
  * nothing from the request is echoed back.
  */
 import * as cjson from "cjson.safe";
+import type { Refusal } from "./request";
 
 /** FHIR issue-type codes the gateway uses. */
 export type IssueCode =
@@ -98,4 +99,15 @@ const STATUS_TEXT: Record<number, string> = {
 
 export function messageForStatus(status: number): string {
   return STATUS_TEXT[status] ?? "The request failed.";
+}
+
+/** A pipeline step's refusal, as its OperationOutcome. */
+export function sendRefusal(r: Refusal, requestId: string | undefined): never {
+  if (r.issues !== undefined) {
+    if (r.headers !== undefined) {
+      for (const [k, v] of pairs(r.headers)) ngx.header[k] = v;
+    }
+    return sendIssues(r.status, r.issues, requestId);
+  }
+  return sendProblem(r, requestId, r.headers);
 }

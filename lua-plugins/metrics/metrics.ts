@@ -126,6 +126,16 @@ export function countScopesIgnored(n: number): void {
   count("x" + SEP + "ignored", n);
 }
 
+/**
+ * A compartment search verdict built afresh (its parameters parsed and checked); a repeated
+ * search is answered from the token's memo and counts nothing. Memoizable or not, by type.
+ */
+export function countSearchVerdict(memoizable: boolean): void {
+  count(memoizable ? VERDICT_MEMO_MISS : VERDICT_UNMEMOIZED, 1);
+}
+const VERDICT_MEMO_MISS = "v" + SEP + "memo_miss";
+const VERDICT_UNMEMOIZED = "v" + SEP + "not_memoizable";
+
 /** JWKS downloads per issuer: ok or failed. */
 export function countJwks(issuer: string, ok: boolean): void {
   count("j" + SEP + issuer + SEP + (ok ? "ok" : "failed"), 1);
@@ -201,6 +211,7 @@ export function render(policyVersion: string): string {
   const jwks: string[] = [];
   const scopes: string[] = [];
   let ignoredScopes = 0;
+  const verdicts: string[] = [];
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -212,6 +223,8 @@ export function render(policyVersion: string): string {
       addBucket(requestHist, parts[1]!, parts[2]!, v);
     } else if (parts[0] === "a" && parts.length === 4) {
       auth.push('fe_auth_validations_total{tenant="' + esc(parts[1]!) + '",path="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "v" && parts.length === 2) {
+      verdicts.push('fe_compartment_verdicts_built_total{source="' + esc(parts[1]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "x" && parts[1] === "ignored") {
       ignoredScopes = v;
     } else if (parts[0] === "s" && parts.length === 5) {
@@ -239,6 +252,9 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_scope_ignored_total Scopes in tokens that did not parse and grant nothing (once per token).");
   lines.push("# TYPE fe_scope_ignored_total counter");
   lines.push("fe_scope_ignored_total " + string.format("%d", ignoredScopes));
+  lines.push("# HELP fe_compartment_verdicts_built_total Patient-compartment search verdicts built afresh: memo_miss (then memoized per token and query) or not_memoizable (form body on disk, memo full, no raw query); a repeated search counts nothing.");
+  lines.push("# TYPE fe_compartment_verdicts_built_total counter");
+  for (const l of verdicts) lines.push(l);
   lines.push("# HELP fe_jwks_fetches_total JWKS downloads by issuer and outcome.");
   lines.push("# TYPE fe_jwks_fetches_total counter");
   for (const l of jwks) lines.push(l);

@@ -6,10 +6,6 @@ export function access(this: void): void {
   // Empty on purpose.
 }
 
-export function header_filter(this: void): void {
-  // Empty on purpose.
-}
-
 export function log(this: void): void {
   // Empty on purpose.
 }

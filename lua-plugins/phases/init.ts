@@ -4,7 +4,6 @@
  */
 import "../core/gateway";
 import "./access";
-import "./header_filter";
 import "./log";
 import "./errors";
 import "./admin";

@@ -15,7 +15,7 @@
 import * as fhir from "../generated/fhir_r4";
 import type { Identity } from "../auth/cache";
 import type { Classification } from "../fhir/classify";
-import { countScopesIgnored } from "../metrics/metrics";
+import { countScopesIgnored, countSearchVerdict } from "../metrics/metrics";
 import { checkSearch, type SearchArgs } from "./compartment";
 import { decide, requiredPermission, type Decision } from "./permission";
 import { parseScopes, R, S, type Granular, type ParsedScopes } from "./scope";
@@ -189,6 +189,19 @@ function memoFor(m: SearchMemo, ctype: string): LuaTable<string, Denial | Inject
 }
 
 /**
+ * The tenant's authorization policy (a TenantIR is one): operations it governs (name -> the
+ * permission letter), whether a compartment search without a patient gets one injected or is
+ * refused, which other contexts are held to the compartment, and whether a token with scopes
+ * that do not parse is refused. Absent fields take the defaults (none, refuse, none, ignore).
+ */
+export interface AuthzRules {
+  readonly operations?: LuaTable<string, string>;
+  readonly compartment_search?: "refuse" | "inject";
+  readonly compartment_for?: LuaTable<string, boolean>;
+  readonly reject_invalid_scopes?: boolean;
+}
+
+/**
  * `rawQuery` is the request's query string when the search parameters are all in it (a GET),
  * which lets compartment verdicts be memoized per token; undefined otherwise.
  */
@@ -196,12 +209,13 @@ export function authorize(
   id: Identity,
   c: Classification,
   args: (this: void) => SearchArgs,
-  operations?: LuaTable<string, string>,
-  inject?: boolean,
-  compartmentFor?: LuaTable<string, boolean>,
+  rules: AuthzRules,
   rawQuery?: string,
-  rejectInvalid?: boolean,
 ): Denial | ResponseCheck | WriteCheck | Injection | undefined {
+  const operations = rules.operations;
+  const inject = rules.compartment_search === "inject";
+  const compartmentFor = rules.compartment_for;
+  const rejectInvalid = rules.reject_invalid_scopes;
   const perm = requiredPermission(c.interaction);
   if (perm === 0) return undefined;
   const p = scopesOf(id);
@@ -251,15 +265,17 @@ export function authorize(
   if (SEARCHES[c.interaction] === true && ctype !== undefined) {
     // Apps repeat their searches: the verdict for this token, type and raw query string is
     // memoized, so a repeated search parses nothing.
-    const memo = rawQuery === undefined ? undefined : searchMemo(p, inject === true);
+    const memo = rawQuery === undefined ? undefined : searchMemo(p, inject);
     const byQuery = memo === undefined ? undefined : memoFor(memo, ctype);
     const hit = byQuery === undefined ? undefined : byQuery.get(rawQuery!);
     if (hit !== undefined) return hit === true ? undefined : hit;
-    const verdict = compartmentSearch(ctype, a ?? args(), patient, inject === true);
-    if (memo !== undefined && byQuery !== undefined && memo.size < SEARCH_MEMO_MAX) {
+    const verdict = compartmentSearch(ctype, a ?? args(), patient, inject);
+    const memoized = memo !== undefined && byQuery !== undefined && memo.size < SEARCH_MEMO_MAX;
+    if (memoized) {
       byQuery.set(rawQuery!, verdict ?? true);
       memo.size = memo.size + 1;
     }
+    countSearchVerdict(memoized);
     return verdict;
   }
   if (c.interaction === "search-system" || c.interaction === "history-system") {

@@ -11,7 +11,7 @@ import * as cjson from "cjson.safe";
 import type { Identity } from "../auth/cache";
 import { classify } from "../fhir/classify";
 import * as fhir from "../generated/fhir_r4";
-import { authorize, toSearchArgs } from "./authorize";
+import { authorize, toSearchArgs, type AuthzRules } from "./authorize";
 import { inCompartment } from "./response";
 import type { SearchArgs } from "./compartment";
 
@@ -47,10 +47,10 @@ export function authorizeBundle(
   id: Identity,
   types: LuaTable<string, boolean>,
   decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
-  operations?: LuaTable<string, string>,
-  compartmentFor?: LuaTable<string, boolean>,
-  rejectInvalid?: boolean,
+  tenantRules: AuthzRules,
 ): BundleVerdict {
+  // Inside a Bundle a compartment search must name the patient itself: nothing is injected.
+  const rules: AuthzRules = { operations: tenantRules.operations, compartment_search: "refuse", compartment_for: tenantRules.compartment_for, reject_invalid_scopes: tenantRules.reject_invalid_scopes };
   const [doc] = cjson.decode(body);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
   const b = doc as { resourceType?: unknown; type?: unknown; entry?: unknown };
@@ -74,7 +74,7 @@ export function authorizeBundle(
       continue;
     }
     const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
-    const verdict = authorize(id, c, args, operations, false, compartmentFor, undefined, rejectInvalid);
+    const verdict = authorize(id, c, args, rules);
     const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
     if ("inject" in verdict) {

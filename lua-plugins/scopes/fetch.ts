@@ -7,7 +7,7 @@
  */
 import * as cjson from "cjson.safe";
 import * as fhir from "../generated/fhir_r4";
-import type { ResponseCheck } from "./authorize";
+import { refusal, type RequestState, type Verdict } from "../core/request";
 import { countScopeDenial } from "../metrics/metrics";
 import { inCompartment, satisfiesGranular } from "./response";
 
@@ -16,8 +16,6 @@ const MAX_BODY = 8 * 1024 * 1024;
 
 /** Response headers not copied from the subrequest: nginx sets its own framing. */
 const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, "transfer-encoding": true, "content-length": true };
-
-export type FetchOutcome = "denied" | "upstream_error";
 
 /**
  * The resource at the request's upstream target (through `/__fe_fetch`, the parent's
@@ -42,17 +40,23 @@ export function existingInCompartment(resourceType: string, patient: string): "i
   return inCompartment(doc, resourceType, patient, fhir.patient_paths) ? "in" : "out";
 }
 
+const DENIED = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource is outside what they grant.");
+export const UPSTREAM_ERROR = refusal(502, "transient", "The upstream FHIR server could not be reached or answered badly.");
+
 /**
- * Fetches, checks and sends, finishing the request (ngx.exit does not return here). Returns
- * only "denied" (the caller sends the 403) or "upstream_error". A failed check is counted for
- * `tenant`; with `shadow` the response is sent anyway.
+ * The last pipeline step, for reads whose response must be checked: fetches, checks and sends
+ * the resource, finishing the request (ngx.exit does not return here). Otherwise it returns
+ * the refusal: a failed check (counted for the tenant; with shadow the response is sent
+ * anyway) or an upstream error.
  *
  * No callback on purpose: a closure over the access phase's locals makes LuaJIT close
  * upvalues (UCLO, not compiled) at every return of the phase, on every request.
  */
-export function fetchChecked(check: ResponseCheck, tenant: string, shadow: boolean): FetchOutcome {
+export function serveChecked(st: RequestState): Verdict {
+  const check = st.check;
+  if (check === undefined) return undefined;
   const [res, doc] = fetchTarget();
-  if (res.truncated || res.status === 0) return "upstream_error";
+  if (res.truncated || res.status === 0) return UPSTREAM_ERROR;
   let ok = true;
   if (res.status === 404 || res.status === 410) ok = false;
   else if (res.status === 200) {
@@ -61,8 +65,8 @@ export function fetchChecked(check: ResponseCheck, tenant: string, shadow: boole
     else if (check.granular !== undefined && !satisfiesGranular(doc, check.type, check.granular, fhir.token_paths)) ok = false;
   }
   if (!ok) {
-    countScopeDenial(tenant, check.type, check.patient !== undefined ? "compartment_read" : "granular_read", shadow);
-    if (!shadow) return "denied";
+    countScopeDenial(st.tenant === undefined ? "none" : st.tenant.id, check.type, check.patient !== undefined ? "compartment_read" : "granular_read", st.shadow);
+    if (!st.shadow) return DENIED;
   }
   ngx.status = res.status;
   for (const [k, v] of pairs(res.header)) {

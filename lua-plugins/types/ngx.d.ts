@@ -78,9 +78,17 @@ interface NgxLocation {
 }
 
 /** Request variables; an unset or unknown variable reads as undefined. */
-interface NgxVar {
-  [name: string]: string | undefined;
-}
+/** nginx's own variables that the plugins read. */
+type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization";
+
+/**
+ * `ngx.var`: nginx's variables the plugins read, any request header (`http_*`), and the
+ * gateway's own, declared once in core/vars.ts. Only the `set` ones may be written; a name that
+ * is in none of these does not compile.
+ */
+type NgxVar = { readonly [K in NginxVar | import("../core/vars").FeVar]: string | undefined } & {
+  [K in import("../core/vars").FeSetVar]: string | undefined;
+} & { readonly [name: `http_${string}`]: string | undefined };
 
 interface NgxConfig {
   readonly subsystem: string;

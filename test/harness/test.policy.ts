@@ -56,7 +56,12 @@ export default definePolicy({
       upstream: { url: `${upstream}/acme/R4` },
       issuers: ["demo"],
       operations: [{ name: "$everything", permission: "r" }],
-      routes: [{ id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true }],
+      routes: [
+        { id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true },
+        // Condition searches may use a validation for the long TTL, so a repeat test outlasts
+        // the short one without the token (and its verdict memo) being validated afresh.
+        { id: "long-token-conditions", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, tokenCacheClass: "long" },
+      ],
     },
     {
       id: "jwt",

@@ -71,14 +71,15 @@ const RUN = `function(rows, types, gen)
     local c, err = classify(r.method, "/" .. p, types)
     if c == nil then out[i] = "classify:" .. err else
       if c.interaction == "batch" then
-        local denied, berr = authorizeBundle(q, id, types, parseArgs, r.ops)
+        local denied, berr = authorizeBundle(q, id, types, parseArgs, { operations = r.ops })
         if denied == nil then out[i] = "bundle-error:" .. berr else
           local parts = {}
           for _, d in ipairs(denied) do parts[#parts + 1] = d.index .. "=" .. d.missing end
           out[i] = #parts == 0 and "allow" or ("deny-entries:" .. table.concat(parts, ","))
         end
       else
-        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, r.ops, r.inject, r.compartmentFor, nil, r.rejectInvalid)
+        local rules = { operations = r.ops, compartment_search = r.inject and "inject" or "refuse", compartment_for = r.compartmentFor, reject_invalid_scopes = r.rejectInvalid }
+        local v = authorize(id, c, function() return toSearchArgs(parseArgs(q)) end, rules)
         if v == nil then out[i] = "allow"
         elseif v.response then out[i] = "check" .. (v.patient and ":patient" or "") .. (v.granular and ":granular" or "")
         elseif v.inject then out[i] = "inject:" .. v.inject
@@ -282,13 +283,13 @@ describe("memoized compartment verdicts", () => {
       local out = {}
       local c = classify("GET", "/Observation", types)
       local function show(v) if v == nil then return "allow" elseif v.inject then return "inject" else return "deny:" .. v.reason end end
-      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), nil, false, nil, "patient=p2"))
-      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), nil, false, nil, "patient=p2"))
-      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), nil, false, nil, "patient=p1"))
-      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), nil, false, nil, "patient=p1"))
-      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, false, nil, "category=x"))
-      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, true, nil, "category=x"))
-      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), nil, true, nil, "category=x"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), { compartment_search = "refuse" }, "patient=p2"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p2"), { compartment_search = "refuse" }, "patient=p2"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), { compartment_search = "refuse" }, "patient=p1"))
+      out[#out + 1] = show(authz.authorize(id, c, args("patient=p1"), { compartment_search = "refuse" }, "patient=p1"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), { compartment_search = "refuse" }, "category=x"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), { compartment_search = "inject" }, "category=x"))
+      out[#out + 1] = show(authz.authorize(id, c, args("category=x"), { compartment_search = "inject" }, "category=x"))
       out[#out + 1] = "calls=" .. calls
       return out
     end`;

@@ -1,0 +1,58 @@
+/**
+ * Pipeline steps of routing: which tenant (step 2), what the tenant's routes say (after
+ * authorization), and where the request goes upstream (the last step before proxying).
+ */
+import * as gw from "../core/gateway";
+import { OUT_OF_ORDER, refusal, type RequestState, type Verdict } from "../core/request";
+import { fhirPath, resolve } from "./tenant";
+
+const ngxVar = ngx.var;
+
+const NO_TENANT = refusal(404, "not-found", "No tenant matches this request.");
+const NOT_UNDER_BASE = refusal(404, "not-found", "The path is not under this tenant's FHIR base.");
+const ROUTE_DENIED = refusal(403, "forbidden", "This interaction is not allowed on this tenant.");
+
+/** Read only when the policy resolves tenants by header at all. */
+const tenantHeader = gw.tenantHeaderVar;
+
+export function resolveTenant(st: RequestState): Verdict {
+  const header = tenantHeader === undefined ? undefined : ngxVar[tenantHeader];
+  const [tenant, mode] = resolve(gw.index, undefined, st.host, st.path, header);
+  if (tenant === undefined || mode === undefined) return NO_TENANT;
+  const fpath = fhirPath(tenant, mode, st.path);
+  if (fpath === undefined) return NOT_UNDER_BASE;
+  st.tenant = tenant;
+  st.mode = mode;
+  st.fhirPath = fpath;
+  // The conf picks the tenant's upstream block, scheme and Host from this one variable.
+  ngxVar.fe_tenant_id = tenant.id;
+  return undefined;
+}
+
+/**
+ * The route's own verdict, after identity and authorization: an anonymous client learns
+ * nothing about which interactions a tenant allows.
+ */
+export function applyRoute(st: RequestState): Verdict {
+  const route = st.route;
+  const c = st.c;
+  if (route === undefined || c === undefined) return undefined;
+  if (route.keep_authorization) ngxVar.fe_authorization = ngxVar.http_authorization ?? "";
+  if (route.deny) return ROUTE_DENIED;
+  if (route.cost !== undefined) c.cost = route.cost;
+  return undefined;
+}
+
+/** Path and query upstream: the tenant's base path, the FHIR path, the client's query (plus an injected patient). */
+export function setUpstream(st: RequestState): Verdict {
+  const tenant = st.tenant;
+  if (tenant === undefined) return OUT_OF_ORDER;
+  let target = tenant.upstream.base_path + st.fhirPath;
+  if (target === "") target = "/";
+  const args = st.args;
+  const inject = st.inject;
+  if (inject !== undefined) target = target + "?" + (args === undefined || args === "" ? inject : args + "&" + inject);
+  else if (args !== undefined) target = target + "?" + args;
+  ngxVar.fe_upstream_uri = target;
+  return undefined;
+}
