@@ -53,30 +53,79 @@ export function bucketIndex(s: number): number {
   return s <= 1 ? 9 : s <= 2.5 ? 10 : s <= 5 ? 11 : s <= 10 ? 12 : 13;
 }
 
+/** The dict keys of one label set, built once: the log phase runs for every request. */
+interface SeriesKeys {
+  readonly tenant: string;
+  readonly c1: string;
+  readonly c2: string;
+  readonly c3: string;
+  readonly c4: string;
+  readonly c5: string;
+  /** Latency bucket keys of the tenant, by bucketIndex (0-based). */
+  readonly lat: LuaTable<number, string>;
+  readonly sum: string;
+}
+
+/**
+ * Label sets come from policy ids and enums, so they are bounded, but by a large product
+ * (tenants x interactions x types): past SERIES_KEYS_MAX the keys are built per request.
+ */
+const SERIES_KEYS_MAX = 4096;
+const seriesKeys = new LuaTable<string, SeriesKeys>();
+let seriesKeyCount = 0;
+const latKeys = new LuaTable<string, LuaTable<number, string>>();
+
+function latencyKeys(tenant: string): LuaTable<number, string> {
+  let t = latKeys.get(tenant);
+  if (t === undefined) {
+    t = new LuaTable();
+    for (let i = 0; i <= LATENCY_BUCKETS.length; i++) t.set(i, LAT + tenant + SEP + tostring(i));
+    latKeys.set(tenant, t);
+  }
+  return t;
+}
+
+function keysFor(labels: string): SeriesKeys {
+  const hit = seriesKeys.get(labels);
+  if (hit !== undefined) return hit;
+  const [tab] = find(labels, SEP, 1, true);
+  const tenant = tab === undefined ? labels : sub(labels, 1, tab - 1);
+  const r = REQ + labels + SEP;
+  const k: SeriesKeys = { tenant, c1: r + "1xx", c2: r + "2xx", c3: r + "3xx", c4: r + "4xx", c5: r + "5xx", lat: latencyKeys(tenant), sum: LAT + tenant + SEP + "sum" };
+  if (seriesKeyCount < SERIES_KEYS_MAX) {
+    seriesKeys.set(labels, k);
+    seriesKeyCount = seriesKeyCount + 1;
+  }
+  return k;
+}
+
 /**
  * Log phase: one request. `labels` is "tenant\tinteraction\tresource_type" as the access phase
- * wrote it (bounded values: policy ids and enums), `tenant` its first field.
+ * wrote it (bounded values: policy ids and enums).
  */
-export function record(labels: string, tenant: string, status: number, seconds: number, maxSeries: number): void {
+export function record(labels: string, status: number, seconds: number, maxSeries: number): void {
   const d = dict();
   if (d === undefined) return;
-  const klass = status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : status >= 200 ? "2xx" : "1xx";
-  if (!bump(d, REQ + labels + SEP + klass, 1, maxSeries)) {
-    d.incr(OVERFLOW, 1, 0);
-    const [t2] = find(labels, SEP, tenant.length + 2, true);
-    const prefix = t2 === undefined ? tenant + SEP + "other" + SEP : sub(labels, 1, t2);
-    if (!bump(d, REQ + prefix + "other" + SEP + klass, 1, maxSeries)) {
-      // Past the cap even for "other": the last resort is a fixed key per status class.
-      const [v] = d.incr(REQ + "other" + SEP + "other" + SEP + "other" + SEP + klass, 1, 0);
-      if (v === undefined) dictFull = dictFull + 1;
-    }
-  }
+  const k = keysFor(labels);
+  const key = status >= 500 ? k.c5 : status >= 400 ? k.c4 : status >= 300 ? k.c3 : status >= 200 ? k.c2 : k.c1;
+  if (!bump(d, key, 1, maxSeries)) overflow(d, labels, k.tenant, status, maxSeries);
   // The histogram is per tenant only: tenants and buckets are bounded by the policy, so these
   // keys stay outside the series cap.
-  const lat = LAT + tenant + SEP;
-  const [b] = d.incr(lat + bucketIndex(seconds), 1, 0);
-  const [s] = d.incr(lat + "sum", seconds, 0);
+  const [b] = d.incr(k.lat.get(bucketIndex(seconds))!, 1, 0);
+  const [s] = d.incr(k.sum, seconds, 0);
   if (b === undefined || s === undefined) dictFull = dictFull + 1;
+}
+
+/** Past the series cap: counted under resource_type "other", then under a fixed key per status class. */
+function overflow(d: SharedDict, labels: string, tenant: string, status: number, maxSeries: number): void {
+  const klass = status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : status >= 200 ? "2xx" : "1xx";
+  d.incr(OVERFLOW, 1, 0);
+  const [t2] = find(labels, SEP, tenant.length + 2, true);
+  const prefix = t2 === undefined ? tenant + SEP + "other" + SEP : sub(labels, 1, t2);
+  if (!bump(d, REQ + prefix + "other" + SEP + klass, 1, maxSeries)) {
+    const [v] = d.incr(REQ + "other" + SEP + "other" + SEP + "other" + SEP + klass, 1, 0);
+    if (v === undefined) dictFull = dictFull + 1;
+  }
 }
 
 function count(key: string, by: number): void {

@@ -34,14 +34,14 @@ const RECORD_ALL = `function(cases, maxSeries)
   function dict:get(key) return store[key] end
   function dict:get_keys() local ks = {} for k in pairs(store) do ks[#ks + 1] = k end return ks end
   ngx = { shared = { fe_metrics = dict } }
-  for _, c in ipairs(cases) do m.record(c[1], c[2], c[3], c[4], maxSeries) end
+  for _, c in ipairs(cases) do m.record(c[1], c[2], c[3], maxSeries) end
   return m.render("v1")
 end`;
 
 describe("metrics series cap", () => {
   it("counts label sets past metrics.maxSeries under other, loses no request, and counts the overflow", async () => {
     const types = ["Patient", "Observation", "Condition", "Encounter", "Procedure", "Immunization", "CarePlan", "Goal"];
-    const cases = types.flatMap((t) => Array.from({ length: 3 }, () => [`acme\tsearch-type\t${t}`, "acme", 200, 0.002]));
+    const cases = types.flatMap((t) => Array.from({ length: 3 }, () => [`acme\tsearch-type\t${t}`, 200, 0.002]));
     const [text] = await luaFirst<string>("metrics.metrics", RECORD_ALL, [[cases, 4]]);
     const series = (text ?? "").split("\n").filter((l) => l.startsWith("fe_requests_total{"));
     const byType = new Map(series.map((l) => [/resource_type="([^"]+)"/.exec(l)?.[1] ?? "", Number(l.split(" ").pop())]));
