@@ -1,14 +1,17 @@
 /**
- * Compiles `lua-plugins/` with TSTL, using the repo's tsconfig.lua.json. The output is cached by
- * a hash of every plugin source and of the config and compiler versions, so a rebuild of an
- * unchanged runtime is a directory lookup.
+ * Compiles `lua-plugins/` with TSTL, using the repo's tsconfig.lua.json, and refuses output that
+ * calls a lualib helper (FE3101, see lualib-policy.ts). The output is cached by a hash of every
+ * plugin source and of the config, compiler versions and check, so a rebuild of an unchanged
+ * runtime is a directory lookup.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import ts from "typescript";
 import * as tstl from "typescript-to-lua";
 import { diag, type Diagnostic } from "../diagnostics.ts";
+import { ALLOW_HINT, lualibCheck, type LualibFinding } from "./lualib-policy.ts";
 
 export interface PluginBuild {
   /** Hash of the inputs; names the cache directory. */
@@ -30,10 +33,14 @@ function listFiles(dir: string, base = dir): string[] {
   return out.sort();
 }
 
-/** Hash over plugin sources, tsconfig.lua.json and the TSTL/TypeScript versions. */
+// The check's own sources are inputs too: a cache entry accepted by an older check is not reused.
+const CHECK_SOURCES = ["./plugins.ts", "./lualib-policy.ts"].map((f) => fileURLToPath(new URL(f, import.meta.url)));
+
+/** Hash over plugin sources, tsconfig.lua.json, the TSTL/TypeScript versions and the lualib check. */
 export function pluginSourcesHash(repoRoot: string): string {
   const h = createHash("sha256");
   h.update(`tstl ${tstl.version}\nts ${ts.version}\n`);
+  for (const f of CHECK_SOURCES) h.update(readFileSync(f));
   const config = path.join(repoRoot, "tsconfig.lua.json");
   h.update(existsSync(config) ? readFileSync(config) : "");
   const src = path.join(repoRoot, "lua-plugins");
@@ -67,22 +74,52 @@ function noResolvePaths(config: string): string[] {
   return [...new Set([...own, ...GENERATED_MODULES])];
 }
 
+/** tsconfig.lua.json's options as buildPlugins compiles with them, output to `outDir`. */
+export function pluginCompileConfig(
+  repoRoot: string,
+  outDir: string,
+): { readonly options: tstl.CompilerOptions; readonly fileNames: readonly string[] } | { readonly diagnostics: readonly Diagnostic[] } {
+  const config = path.join(repoRoot, "tsconfig.lua.json");
+  if (!existsSync(config)) return { diagnostics: [diag("FE3002", "tsconfig.lua.json", `not found in ${repoRoot}`)] };
+  const parsed = tstl.parseConfigFileWithSystem(config, { outDir, noResolvePaths: noResolvePaths(config) });
+  if (parsed.errors.length > 0) return { diagnostics: parsed.errors.map((d) => toDiagnostic(d, repoRoot)) };
+  return { options: parsed.options, fileNames: parsed.fileNames };
+}
+
+function lualibDiagnostic(f: LualibFinding, repoRoot: string): Diagnostic {
+  const file = path.relative(repoRoot, f.file).split(path.sep).join("/");
+  const where = f.line === undefined ? file : `${file}:${f.line}:${f.column ?? 1}`;
+  const what = f.line === undefined ? `imports ${f.helpers.join(", ")} from lualib_bundle` : `compiles to ${f.helpers.join(", ")}`;
+  return diag("FE3101", where, `${what}: ${f.rule.reason}`, `${f.rule.hint}; ${ALLOW_HINT}`);
+}
+
+/**
+ * TSTL on `program`, as `tstl.transpileProject` runs it, plus the lualib check on every
+ * module. Returns the errors; output goes through `writeFile` (the program's outDir by default).
+ */
+export function transpilePlugins(program: ts.Program, repoRoot: string, writeFile?: ts.WriteFileCallback): readonly Diagnostic[] {
+  const check = lualibCheck();
+  const emitted = new tstl.Transpiler().emit({ program, plugins: [check.plugin], ...(writeFile === undefined ? {} : { writeFile }) });
+  const all = ts.sortAndDeduplicateDiagnostics([...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics]);
+  const errors = all.filter((d) => d.category === ts.DiagnosticCategory.Error).map((d) => toDiagnostic(d, repoRoot));
+  return [...errors, ...check.findings().map((f) => lualibDiagnostic(f, repoRoot))];
+}
+
 /** Compiles (or finds in the cache) the runtime plugins of the repo at `repoRoot`. */
 export function buildPlugins(repoRoot: string): PluginBuild {
   const hash = pluginSourcesHash(repoRoot);
   const cacheRoot = path.join(repoRoot, "build", "lua-cache");
   const dir = path.join(cacheRoot, hash);
   if (existsSync(dir)) return { hash, dir, diagnostics: [], cached: true };
-  const config = path.join(repoRoot, "tsconfig.lua.json");
-  if (!existsSync(config)) return { hash, dir: undefined, diagnostics: [diag("FE3002", "tsconfig.lua.json", `not found in ${repoRoot}`)], cached: false };
 
   const tmp = `${dir}.tmp-${process.pid}-${Date.now()}`;
+  const config = pluginCompileConfig(repoRoot, tmp);
+  if ("diagnostics" in config) return { hash, dir: undefined, diagnostics: config.diagnostics, cached: false };
   mkdirSync(tmp, { recursive: true });
-  const result = tstl.transpileProject(config, { outDir: tmp, noResolvePaths: noResolvePaths(config) });
-  const errors = result.diagnostics.filter((d) => d.category === ts.DiagnosticCategory.Error);
-  if (errors.length > 0) {
+  const diagnostics = transpilePlugins(ts.createProgram(config.fileNames, config.options), repoRoot);
+  if (diagnostics.length > 0) {
     rmSync(tmp, { recursive: true, force: true });
-    return { hash, dir: undefined, diagnostics: errors.map((d) => toDiagnostic(d, repoRoot)), cached: false };
+    return { hash, dir: undefined, diagnostics, cached: false };
   }
   try {
     renameSync(tmp, dir);
