@@ -31,8 +31,7 @@ export interface BuildOptions {
   readonly workers: number;
   /**
    * Request phases left out of the conf, so a benchmark can show what each costs. Not for
-   * production: without `log` there are no metrics, without `header_filter` no X-Request-ID
-   * on responses. @default []
+   * production: without `log` there are no metrics. @default []
    */
   readonly phasesOff?: readonly OptionalPhase[];
   /** Not for production: jit.v logs each trace event, slowly. @default none */
@@ -45,6 +44,12 @@ export interface BuildOptions {
   readonly emptyLua?: boolean;
   /** Benchmark and test tooling, not for production: Lua run in each worker at start and at exit. @default none */
   readonly workerLua?: WorkerLua;
+  /**
+   * Requests a client connection may send before nginx closes it (`keepalive_requests`). A
+   * load generator at a fixed rate stops a client whose connection is closed, so a benchmark
+   * sets the value its other servers use. Unset, the conf says nothing. @default 1000 (nginx's own)
+   */
+  readonly keepaliveRequests?: number;
 }
 
 /** Lua chunks for init_worker_by_lua and exit_worker_by_lua (a profiler, trace statistics). */
@@ -55,7 +60,7 @@ export interface WorkerLua {
   readonly exit?: string;
 }
 
-export type OptionalPhase = "log" | "header_filter";
+export type OptionalPhase = "log";
 
 /** Benchmark tooling: log every LuaJIT trace event of the workers with jit.v. */
 export interface JitTraceLog {
@@ -101,12 +106,18 @@ function map(source: string, target: FeVar, entries: readonly (readonly [string,
 export const REQUEST_ID_PATTERN = "~^[A-Za-z0-9._:-]{8,128}$";
 export const TRACEPARENT_PATTERN = "~^00-(?<fe_tp_trace>(?!0{32})[0-9a-f]{32})-(?!0{16})[0-9a-f]{16}-(?<fe_tp_flags>[0-9a-f]{2})$";
 
-export function traceMaps(): ConfNode[] {
+export function traceMaps(requestIdHeader = "X-Request-ID"): ConfNode[] {
+  const incoming = headerVariable(requestIdHeader);
   return [
-    map("$http_x_request_id", "fe_request_id", [[REQUEST_ID_PATTERN, "$http_x_request_id"]], "$request_id"),
+    map(incoming, "fe_request_id", [[REQUEST_ID_PATTERN, incoming]], "$request_id"),
     map("$request_id", "fe_span_id", [["~^(?<fe_span16>[0-9a-f]{16})", "$fe_span16"]], ""),
     map("$http_traceparent", "fe_traceparent", [[TRACEPARENT_PATTERN, `00-$fe_tp_trace-${v("fe_span_id")}-$fe_tp_flags`]], `00-$request_id-${v("fe_span_id")}-01`),
   ];
+}
+
+/** nginx's variable for a request header: `X-Request-ID` -> `$http_x_request_id`. */
+function headerVariable(name: string): string {
+  return `$http_${name.toLowerCase().replace(/-/g, "_")}`;
 }
 
 /** The tenant's upstream block, scheme and Host, from the one variable the access phase sets. */
@@ -195,9 +206,9 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     d("proxy_set_header", "Host", v("fe_upstream_host")),
     // Header hygiene in C, per request for free: an empty value drops every client copy of
     // the header (any case), and the gateway's own values come from variables set in access.
-    ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h)).map((h) => d("proxy_set_header", h, "")),
+    ...ir.strip_headers.filter((h) => !GATEWAY_SET.has(h) && h !== ir.request_id.header.toLowerCase()).map((h) => d("proxy_set_header", h, "")),
     d("proxy_set_header", "X-Tenant-ID", v("fe_tenant_id")),
-    d("proxy_set_header", "X-Request-ID", v("fe_request_id")),
+    d("proxy_set_header", ir.request_id.header, v("fe_request_id")),
     d("proxy_set_header", "X-Policy-Version", input.version),
     d("proxy_set_header", "traceparent", v("fe_traceparent")),
     d("proxy_set_header", "X-User-ID", v("fe_user_id")),
@@ -213,7 +224,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // The gateway turns upstream errors into OperationOutcomes only when it made them itself.
     d("proxy_intercept_errors", "off"),
     // The server's add_header sets these on every response; the upstream's copies would double them.
-    d("proxy_hide_header", "X-Request-ID"),
+    d("proxy_hide_header", ir.request_id.header),
     d("proxy_hide_header", "X-Content-Type-Options"),
   ];
   return block("server", [], [
@@ -226,7 +237,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // Server level, so the error page and every location count and tag their responses too.
     // On every response, errors included, from C: an empty value adds nothing. Subrequests
     // (issuer calls, checked reads) get none; the upstream's own copies are hidden.
-    d("add_header", "X-Request-ID", v("fe_request_id"), "always"),
+    d("add_header", input.ir.request_id.header, v("fe_request_id"), "always"),
     d("add_header", "X-Content-Type-Options", "nosniff", "always"),
     ...(off.has("log") ? [] : [lua("log_by_lua_block", options.emptyLua === true ? 'require("phases.floor").log()' : 'require("phases.log").run()')]),
     blank,
@@ -306,8 +317,9 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("large_client_header_buffers", 4, "32k"),
       d("client_max_body_size", ir.limits.max_body_bytes),
       d("keepalive_timeout", "65s"),
+      ...(options.keepaliveRequests !== undefined ? [d("keepalive_requests", options.keepaliveRequests)] : []),
       blank,
-      ...traceMaps(),
+      ...traceMaps(ir.request_id.header),
       ...upstreamMaps(ir),
       blank,
       ...upstreams(ir),
