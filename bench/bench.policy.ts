@@ -24,6 +24,8 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
       ...access,
+      // The cache scenario's terminology expansion (operations not listed are refused).
+      operations: [{ name: "$expand", permission: "r" }],
       routes: routes([
         { id: "no-system-export", match: { interactions: ["operation-system"], operations: ["$export"] }, action: "deny" },
         { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: "high" },
@@ -35,6 +37,8 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
       ...access,
+      // The export scenario's status polls; the kick-off itself needs system/*.rs.
+      operations: [{ name: "$export-poll-status", permission: "r" }],
       routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: "high" }]),
     },
   ],

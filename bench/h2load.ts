@@ -25,7 +25,12 @@ export interface RunSpec {
 export interface RunResult {
   readonly requests: number;
   readonly ok2xx: number;
+  /** Responses outside 2xx. */
   readonly failed: number;
+  /** Responses outside 2xx, by status. */
+  readonly failedByStatus: Readonly<Record<string, number>>;
+  /** Open model only: requests the rate asked for (rate x duration), to compare with `requests`. */
+  readonly asked?: number;
   readonly seconds: number;
   /** Completed requests per second. */
   readonly rps: number;
@@ -97,6 +102,8 @@ export async function runH2load(spec: RunSpec): Promise<RunResult> {
   const parsed = parseLog(readFileSync(log, "utf8"));
   const sorted = Float64Array.from(parsed.latenciesMs).sort();
   const ok2xx = parsed.statuses.filter((s) => s >= 200 && s < 300).length;
+  const failedByStatus: Record<string, number> = {};
+  for (const st of parsed.statuses) if (st < 200 || st >= 300) failedByStatus[String(st)] = (failedByStatus[String(st)] ?? 0) + 1;
   const seconds = (parsed.lastEndUs - parsed.firstStartUs) / 1e6;
   const mean = parsed.latenciesMs.reduce((a, b) => a + b, 0) / Math.max(1, parsed.latenciesMs.length);
   const rps = parsed.latenciesMs.length / Math.max(seconds, 1e-9);
@@ -104,6 +111,8 @@ export async function runH2load(spec: RunSpec): Promise<RunResult> {
     requests: parsed.latenciesMs.length,
     ok2xx,
     failed: parsed.latenciesMs.length - ok2xx,
+    failedByStatus,
+    ...(spec.rate !== undefined ? { asked: spec.rate * spec.durationS } : {}),
     seconds,
     rps,
     latencyMs: { mean, p50: percentile(sorted, 50), p90: percentile(sorted, 90), p99: percentile(sorted, 99), p999: percentile(sorted, 99.9), max: sorted[sorted.length - 1] ?? Number.NaN },

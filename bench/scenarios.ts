@@ -12,12 +12,27 @@ export type ScenarioId = "poc" | "chart" | "search" | "writes" | "mixed" | "cach
 
 export type Method = "GET" | "POST";
 
-/** Who is asking: a SMART client for one tenant. Token checks arrive with the identity issue. */
+/**
+ * Who is asking: one SMART client. h2load sends one Authorization header per run (and the k6
+ * script one BEARER), so a scenario names one token per auth variant, and its scopes must allow
+ * every request of the scenario: a refusal measures the gateway's 403, not its work.
+ */
 export interface TokenSpec {
-  readonly tenant: string;
+  /** The token's tenant claim. Absent: a token every tenant that trusts the issuer accepts (a run across tenants). */
+  readonly tenant?: string;
   readonly scope: string;
-  /** The patient in context; "each" gives every chart its own patient. */
-  readonly patient?: "each";
+  /** The patient in context (the token's `patient` claim). */
+  readonly patient?: string;
+}
+
+export interface ScenarioTokens {
+  /** What auth-cached carries: user- or system-level scopes that allow every request. */
+  readonly user: TokenSpec;
+  /**
+   * What auth-patient carries: patient-level scopes for the scenario's one patient. Present
+   * exactly when the requests name a single patient (bench/scenarios.ts `patientsNamed`).
+   */
+  readonly patient?: TokenSpec;
 }
 
 export interface BenchRequest {
@@ -32,7 +47,7 @@ export interface Scenario {
   readonly id: ScenarioId;
   readonly title: string;
   readonly tenants: readonly string[];
-  readonly tokens: readonly TokenSpec[];
+  readonly tokens: ScenarioTokens;
   readonly budget: Budget;
   /** The request mix, expanded for a set of patient ids per tenant. */
   readonly requests: (patients: PatientsByTenant) => BenchRequest[];
@@ -82,7 +97,8 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "poc",
     title: "point-of-care: chart opens, bursts of 8-12 reads and searches for one patient",
     tenants: ["acme"],
-    tokens: [{ tenant: "acme", scope: "patient/*.rs launch/patient", patient: "each" }],
+    // A chart per patient: a patient app would hold one token per chart, which one run cannot send.
+    tokens: { user: { tenant: "acme", scope: "user/*.rs" } },
     budget: BUDGETS.poc,
     requests: (p) => (p["acme"] ?? []).flatMap((id, i) => chartOpen("acme", id, 8 + (i % 5))),
   },
@@ -90,7 +106,10 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "chart",
     title: "one patient's chart: the poc requests for a single patient, so one patient token serves them all",
     tenants: ["acme"],
-    tokens: [{ tenant: "acme", scope: "patient/*.rs launch/patient" }],
+    tokens: {
+      user: { tenant: "acme", scope: "user/*.rs" },
+      patient: { tenant: "acme", scope: "patient/*.rs launch/patient", patient: "acme-p1" },
+    },
     budget: BUDGETS.chart,
     requests: (p) => {
       const id = (p["acme"] ?? [])[0] ?? "acme-p1";
@@ -101,7 +120,7 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "search",
     title: "search-heavy: _include, chained parameters, large _count",
     tenants: ["globex"],
-    tokens: [{ tenant: "globex", scope: "user/*.rs" }],
+    tokens: { user: { tenant: "globex", scope: "user/*.rs" } },
     budget: BUDGETS.search,
     requests: (p) =>
       (p["globex"] ?? []).flatMap((id) => [
@@ -115,7 +134,11 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "writes",
     title: "writes: Observation creates",
     tenants: ["acme"],
-    tokens: [{ tenant: "acme", scope: "user/Observation.c" }],
+    // Every create references acme-p1, so a patient app may send them (the body is checked).
+    tokens: {
+      user: { tenant: "acme", scope: "user/Observation.c" },
+      patient: { tenant: "acme", scope: "patient/Observation.c launch/patient", patient: "acme-p1" },
+    },
     budget: BUDGETS.writes,
     // h2load sends one body per run, so the write mix is creates of one shape.
     requests: () => [{ method: "POST", path: `${base("acme")}/Observation`, body: createBody("acme", 0), headers: { "Content-Type": "application/fhir+json" } }],
@@ -124,10 +147,8 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "mixed",
     title: "multi-tenant mix: reads and searches across acme and globex",
     tenants: ["acme", "globex"],
-    tokens: [
-      { tenant: "acme", scope: "user/*.rs" },
-      { tenant: "globex", scope: "user/*.rs" },
-    ],
+    // No tenant claim: one token for both tenants, each resolved by its path.
+    tokens: { user: { scope: "user/*.rs" } },
     budget: BUDGETS.mixed,
     requests: (p) =>
       ["acme", "globex"].flatMap((t) =>
@@ -142,7 +163,8 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "cache",
     title: "cache-friendly: repeated terminology and metadata reads",
     tenants: ["acme"],
-    tokens: [{ tenant: "acme", scope: "user/*.rs" }],
+    // metadata and smart-configuration are public; ValueSet/$expand is an operation the bench policy allows with r.
+    tokens: { user: { tenant: "acme", scope: "user/*.rs" } },
     budget: BUDGETS.cache,
     requests: () => [
       { method: "GET", path: `${base("acme")}/metadata` },
@@ -156,7 +178,8 @@ export const SCENARIOS: Readonly<Record<ScenarioId, Scenario>> = {
     id: "export",
     title: "$export: kick-off and status polls",
     tenants: ["globex"],
-    tokens: [{ tenant: "globex", scope: "system/*.read" }],
+    // $export at any level needs system/*.rs; the status polls are an operation the bench policy allows with r.
+    tokens: { user: { tenant: "globex", scope: "system/*.rs" } },
     budget: BUDGETS.export,
     // One kick-off, then the client polls; h2load cannot follow Content-Location, so the poll
     // URL is the fixed one the bench upstream hands out.
@@ -185,4 +208,41 @@ export function commonHeaders(reqs: readonly BenchRequest[]): Record<string, str
   const out: Record<string, string> = { Accept: "application/fhir+json" };
   for (const [k, v] of Object.entries(first)) if (reqs.every((r) => r.headers?.[k] === v)) out[k] = v;
   return out;
+}
+
+/**
+ * The patients the requests are about: named in a search (`patient=`, `subject=Patient/`,
+ * `subject:Patient=`, `Patient?_id=`), read (`Patient/id`), or referenced by a body's `subject`.
+ * One token per run: a patient token serves a scenario only when this holds one id.
+ */
+export function patientsNamed(reqs: readonly BenchRequest[]): string[] {
+  const ids = new Set<string>();
+  const add = (id: string | undefined): void => {
+    if (id !== undefined && id !== "" && !id.startsWith("$")) ids.add(decodeURIComponent(id));
+  };
+  for (const r of reqs) {
+    const q = r.path.indexOf("?");
+    const path = q < 0 ? r.path : r.path.slice(0, q);
+    const query = q < 0 ? "" : r.path.slice(q + 1);
+    add(/\/Patient\/([^/?]+)/.exec(path)?.[1]);
+    for (const kv of query.split("&")) {
+      const eq = kv.indexOf("=");
+      const k = eq < 0 ? kv : kv.slice(0, eq);
+      const v = eq < 0 ? "" : kv.slice(eq + 1);
+      if (k === "patient" || k === "subject:Patient") add(v.replace(/^Patient\//, ""));
+      else if (k === "subject" && v.startsWith("Patient/")) add(v.slice("Patient/".length));
+      else if (k === "_id" && /\/Patient$/.test(path)) add(v);
+    }
+    if (r.body !== undefined) add(/"reference"\s*:\s*"Patient\/([^"]+)"/.exec(r.body)?.[1]);
+  }
+  return [...ids].sort();
+}
+
+/** The token a variant sends for a scenario, or why the variant cannot apply to it. */
+export function tokenFor(id: ScenarioId, kind: "user" | "patient"): { readonly token: TokenSpec } | { readonly skip: string } {
+  const s = SCENARIOS[id];
+  if (kind === "user") return { token: s.tokens.user };
+  if (s.tokens.patient !== undefined) return { token: s.tokens.patient };
+  const named = patientsNamed(requestList(id));
+  return { skip: named.length === 0 ? "its requests name no patient" : `its requests name ${named.length} patients, and one run sends one patient token` };
 }

@@ -4,16 +4,22 @@
  *   bottleneck;
  * - a bare proxy (no Lua) to it, with the same keepalive and path mapping as the gateway:
  *   the physical limit for any gateway on this machine;
+ * - the floor: the gateway's own conf with every Lua phase empty and the upstream chosen in C,
+ *   so gateway minus floor is what the Lua does, and floor minus bare what having Lua phases costs;
  * - the gateway built from bench/bench.policy.ts, and variants with a feature left out.
+ *
+ * Every server allows the same requests per connection (KEEPALIVE_REQUESTS): at a fixed rate,
+ * h2load stops a client whose connection the server closed, and the run sends fewer requests.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildBundle, PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { activate, up } from "../compiler/control.ts";
 import { formatDiagnostic } from "../compiler/diagnostics.ts";
 import { findRuntime } from "../compiler/runtime.ts";
-import type { JitTraceLog, OptionalPhase } from "../nginx/gateway-conf.ts";
+import type { JitTraceLog, OptionalPhase, WorkerLua } from "../nginx/gateway-conf.ts";
 import { block, comment, d, printConf, type ConfNode } from "../nginx/model.ts";
 
 export interface Target {
@@ -22,17 +28,26 @@ export interface Target {
   readonly port: number;
   /** CPU seconds (user + system) used so far by this target's nginx workers. */
   cpuSeconds(): number;
+  /** Its nginx workers' pids (for perf). */
+  workerPids(): number[];
   stop(): Promise<void>;
 }
 
 const CLK_TCK = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
 
+/** Requests per client connection, on every target alike (nginx's default is 1000). */
+export const KEEPALIVE_REQUESTS = 100_000;
+
+function childPids(masterPid: number | undefined): number[] {
+  if (masterPid === undefined) return [];
+  return readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, "utf8").trim().split(/\s+/).filter((x) => x !== "").map(Number);
+}
+
 /** utime + stime of the master's children (the workers), from /proc. */
 function workersCpuSeconds(masterPid: number | undefined): number {
   if (masterPid === undefined) return Number.NaN;
   let ticks = 0;
-  const children = readFileSync(`/proc/${masterPid}/task/${masterPid}/children`, "utf8").trim().split(/\s+/).filter((x) => x !== "");
-  for (const pid of children) {
+  for (const pid of childPids(masterPid)) {
     // Fields after the ")" of comm: state is field 3, utime 14, stime 15 (1-based).
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
@@ -89,7 +104,7 @@ function httpBasics(prefix: string): ConfNode[] {
   return [
     ...["client_body", "proxy", "fastcgi", "uwsgi", "scgi"].map((n) => d(`${n}_temp_path`, `${prefix}/${n}`)),
     d("access_log", "off"),
-    d("keepalive_requests", 100000),
+    d("keepalive_requests", KEEPALIVE_REQUESTS),
     d("keepalive_timeout", "65s"),
   ];
 }
@@ -141,6 +156,34 @@ function bareProxyConf(prefix: string, port: number, upstreamPort: number): Conf
   ];
 }
 
+/**
+ * Distinct free loopback ports, each held open until all are picked: two ports asked for one
+ * after the other can come back the same, and a gateway whose admin port is its listen port
+ * starts with a warning and serves the wrong server.
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      ports.push(
+        await new Promise<number>((resolve, reject) => {
+          srv.once("error", reject);
+          srv.listen(0, "127.0.0.1", () => {
+            const addr = srv.address();
+            resolve(typeof addr === "object" && addr !== null ? addr.port : 0);
+          });
+        }),
+      );
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  }
+}
+
 async function waitListening(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -172,7 +215,7 @@ async function plainNginx(name: string, description: string, dir: string, port: 
   const child = spawn(rt.nginx, ["-p", `${dir}/`, "-c", file, "-e", path.join(dir, "error.log"), "-g", "daemon off;"], { stdio: ["ignore", "inherit", "inherit"] });
   const died = new Promise<never>((_, reject) => child.once("exit", (code) => reject(new Error(`${name} nginx exited (${String(code)}); see ${dir}/error.log`))));
   await Promise.race([waitListening(port), died]);
-  return { name, description, port, cpuSeconds: () => workersCpuSeconds(child.pid), stop: stopper(child) };
+  return { name, description, port, cpuSeconds: () => workersCpuSeconds(child.pid), workerPids: () => childPids(child.pid), stop: stopper(child) };
 }
 
 export function startStaticUpstream(outDir: string, port: number): Promise<Target> {
@@ -190,25 +233,32 @@ export interface GatewayVariant {
   readonly env?: Readonly<Record<string, string>>;
   readonly phasesOff?: readonly OptionalPhase[];
   readonly jitTraceLog?: JitTraceLog;
-  /** Which bench token the variant's requests carry. @default "user" */
+  /** The floor: every Lua phase empty (see `emptyLua` in nginx/gateway-conf.ts). */
+  readonly emptyLua?: boolean;
+  /** Profiler hooks for the workers (bench/profile.ts). */
+  readonly workerLua?: WorkerLua;
+  /**
+   * Which of the scenario's tokens (bench/scenarios.ts `tokens`) the requests carry; none for
+   * an anonymous target, which ignores (and strips) whatever is sent.
+   */
   readonly token?: "user" | "patient";
-  /** Left out unless named with --variants (its token only fits some scenarios). */
-  readonly optIn?: boolean;
 }
+
+/** Measured in every round next to the bare proxy, like it a reference and no variant. */
+export const FLOOR: GatewayVariant = { name: "floor", description: "floor: the gateway's conf, Lua phases empty, upstream chosen in C", emptyLua: true };
 
 /** The gateway, then each feature left out in turn (where leaving it out makes sense). */
 export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
   { name: "gateway", description: "gateway, bench policy (full pass-through chain)" },
-  { name: "auth-cached", description: "gateway requiring a token (RS256 JWT, served from the token cache)", env: { BENCH_AUTH: "on" } },
+  { name: "auth-cached", description: "gateway requiring a token (RS256 JWT, served from the token cache)", env: { BENCH_AUTH: "on" }, token: "user" },
+  // Only where the scenario's requests name one patient (bench/scenarios.ts tokenFor).
   {
     name: "auth-patient",
-    description: "gateway requiring a patient token (patient/*.rs: compartment checks on every search)",
+    description: "gateway requiring a patient token (patient/ scopes: compartment checks on every request)",
     env: { BENCH_AUTH: "on" },
     token: "patient",
-    optIn: true,
   },
   { name: "no-metrics", description: "gateway without the log phase (metrics)", phasesOff: ["log"] },
-  { name: "no-header-filter", description: "gateway without the header filter (X-Request-ID on responses)", phasesOff: ["header_filter"] },
   { name: "no-routes", description: "gateway with empty route tables", env: { BENCH_ROUTES: "off" } },
 ];
 
@@ -220,15 +270,44 @@ export async function startGateway(outDir: string, variant: GatewayVariant, port
     const built = await buildBundle({
       policyFile: path.join(PACKAGE_ROOT, "bench", "bench.policy.ts"),
       stateDir,
-      options: { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, workers: 1, ...(variant.phasesOff !== undefined ? { phasesOff: variant.phasesOff } : {}), ...(variant.jitTraceLog !== undefined ? { jitTraceLog: variant.jitTraceLog } : {}) },
+      options: {
+        listen: `127.0.0.1:${port}`,
+        admin: `127.0.0.1:${adminPort}`,
+        workers: 1,
+        keepaliveRequests: KEEPALIVE_REQUESTS,
+        ...(variant.phasesOff !== undefined ? { phasesOff: variant.phasesOff } : {}),
+        ...(variant.jitTraceLog !== undefined ? { jitTraceLog: variant.jitTraceLog } : {}),
+        ...(variant.emptyLua === true ? { emptyLua: true } : {}),
+        ...(variant.workerLua !== undefined ? { workerLua: variant.workerLua } : {}),
+      },
     });
     if (built.version === undefined) throw new Error(`bench policy does not build:\n${built.diagnostics.map(formatDiagnostic).join("\n")}`);
     activate(stateDir, built.version);
     const child = (await up({ stateDir, foreground: true })).child;
     if (child === undefined) throw new Error("gateway did not start");
     await waitListening(port);
-    return { name: variant.name, description: variant.description, port, cpuSeconds: () => workersCpuSeconds(child.pid), stop: stopper(child) };
+    return { name: variant.name, description: variant.description, port, cpuSeconds: () => workersCpuSeconds(child.pid), workerPids: () => childPids(child.pid), stop: stopper(child) };
   } finally {
     process.env = saved;
+  }
+}
+
+/**
+ * An anonymous target must hand back the upstream's own answers: 2xx and the same bytes, for
+ * a read and a search on each tenant. Catches a floor (or a proxy) that measures its own
+ * error page instead of proxying.
+ */
+export async function checkProxies(t: Target, upstreamPort: number): Promise<void> {
+  for (const tenant of TENANTS) {
+    for (const rest of ["Patient/bench-check", "Observation?patient=bench-check&_count=5"]) {
+      const [got, want] = await Promise.all([
+        fetch(`http://127.0.0.1:${t.port}/${tenant}/fhir/${rest}`, { headers: { accept: FHIR_JSON } }),
+        fetch(`http://127.0.0.1:${upstreamPort}/${tenant}/R4/${rest}`, { headers: { accept: FHIR_JSON } }),
+      ]);
+      const [gotBody, wantBody] = await Promise.all([got.text(), want.text()]);
+      if (got.status < 200 || got.status > 299 || gotBody !== wantBody) {
+        throw new Error(`${t.name} does not proxy /${tenant}/fhir/${rest}: ${got.status} ${gotBody.slice(0, 200)} (upstream: ${want.status})`);
+      }
+    }
   }
 }

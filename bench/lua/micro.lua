@@ -94,6 +94,8 @@ for i, t in ipairs({ "Observation", "Condition", "Encounter", "Patient", "Proced
 end
 local rawArgs = { patient = "p1", category = "laboratory", _count = "20" }
 local argsFn = function() return authz.toSearchArgs(rawArgs) end
-bench("scopes.authorize user/*.rs search (memoized)", function(i) return authz.authorize(userId, searches[band(i, 7) + 1], argsFn) end)
-bench("scopes.authorize user/*.rs read (memoized)", function(i) return authz.authorize(userId, reads[band(i, 7) + 1], argsFn) end)
-bench("scopes.authorize patient/*.rs compartment search", function() return authz.authorize(patientId, searches[1], argsFn) end)
+-- The tenant's rules (operations, compartment settings): the defaults.
+local rules = {}
+bench("scopes.authorize user/*.rs search (memoized)", function(i) return authz.authorize(userId, searches[band(i, 7) + 1], argsFn, rules) end)
+bench("scopes.authorize user/*.rs read (memoized)", function(i) return authz.authorize(userId, reads[band(i, 7) + 1], argsFn, rules) end)
+bench("scopes.authorize patient/*.rs compartment search", function() return authz.authorize(patientId, searches[1], argsFn, rules) end)
