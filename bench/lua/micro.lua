@@ -5,7 +5,6 @@ package.path = dir .. "/?.lua;" .. gen .. "/?.lua;" .. package.path
 
 local classify = require("fhir.classify").classify
 local uri = require("http.uri")
-local rid = require("http.request_id")
 local tenant = require("routing.tenant")
 local types = require("fhir_r4").resource_types
 
@@ -27,11 +26,6 @@ local raw = {
   "/acme/fhir/Patient/123/$everything", "/globex/fhir/Encounter/_search", "/acme/fhir/Condition/9", "/acme/fhir/Patient/p1/Observation",
 }
 local queries = { "patient=123&_count=20", "category=laboratory", "", "_include=Observation:subject", "a=b", "code=x|y", "_sort=-date", "name=smith" }
-local ids = { "abcdef12-3456", "bad id!", "0123456789abcdef", "x", "req-000000001", "trace:1.2_3", "zzzzzzzzzz", "r" }
-local tps = {
-  "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", nil, "garbage", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-  "00-00000000000000000000000000000000-00f067aa0ba902b7-01", nil, "00-abcdefabcdefabcdefabcdefabcdef12-1234567812345678-01", nil,
-}
 local policy = {
   resolution = { order = { "claim", "host", "path", "header" }, header = "X-Tenant", claim = "tenant" },
   tenants = {
@@ -41,14 +35,11 @@ local policy = {
   },
 }
 local idx = tenant.buildIndex(policy)
-local nginxId = "0123456789abcdef0123456789abcdef"
 local band = bit.band
 
 bench("fhir.classify", function(i) return classify("GET", paths[band(i, 7) + 1], types) end)
 bench("http.uri.checkPath", function(i) return uri.checkPath(raw[band(i, 7) + 1]) end)
 bench("http.uri.checkQuery", function(i) return uri.checkQuery(queries[band(i, 7) + 1]) end)
-bench("http.request_id.isValidRequestId", function(i) return rid.isValidRequestId(ids[band(i, 7) + 1]) end)
-bench("http.request_id.nextTraceparent", function(i) return rid.nextTraceparent(tps[band(i, 7) + 1], nginxId) end)
 bench("routing.tenant.resolve + fhirPath", function(i)
   local p = raw[band(i, 7) + 1]
   local t, mode = tenant.resolve(idx, nil, "127.0.0.1", p, nil)
