@@ -163,26 +163,28 @@ function validateJwt(tenant: TenantIR, iss: IssuerIR, token: string, key: string
   return success(tenant, id, "jwt");
 }
 
+/** Another request holds the token's introspection: wait for its result, up to the issuer's timeout. */
+function awaitIntrospection(tenant: TenantIR, key: string, lock: string, deadline: number, maxAge: number, stale: Identity | undefined): Result {
+  let pause = 0.002;
+  while (ngx.now() < deadline) {
+    ngx.sleep(pause);
+    if (pause < 0.05) pause = pause * 2;
+    const id = load(tokens, key);
+    if (id !== undefined && fresh(id, ngx.now(), maxAge)) return success(tenant, id, "cache");
+    const bad = loadNegative(neg, negKey(tenant, key));
+    if (bad !== undefined) return failure(tenant, "cache", 401, "invalid_token", bad);
+    const [busy] = authDict.get(lock);
+    if (busy === undefined) break;
+  }
+  return unavailable(tenant, stale, "introspection_unavailable");
+}
+
 /** One introspection call for this token across all workers; the others wait for its result. */
 function introspect(tenant: TenantIR, iss: IssuerIR, token: string, key: string, now: number, maxAge: number, stale: Identity | undefined): Result {
   const lock = "sf\t" + key;
   const timeout = iss.timeout_ms / 1000;
   const [won] = authDict.add(lock, true, timeout + 1);
-  if (!won) {
-    const deadline = now + timeout + 0.5;
-    let pause = 0.002;
-    while (ngx.now() < deadline) {
-      ngx.sleep(pause);
-      if (pause < 0.05) pause = pause * 2;
-      const id = load(tokens, key);
-      if (id !== undefined && fresh(id, ngx.now(), maxAge)) return success(tenant, id, "cache");
-      const bad = loadNegative(neg, negKey(tenant, key));
-      if (bad !== undefined) return failure(tenant, "cache", 401, "invalid_token", bad);
-      const [busy] = authDict.get(lock);
-      if (busy === undefined) break;
-    }
-    return unavailable(tenant, stale, "introspection_unavailable");
-  }
+  if (!won) return awaitIntrospection(tenant, key, lock, now + timeout + 0.5, maxAge, stale);
 
   const ep = introspectionEndpoint(iss, authDict);
   if (ep === undefined) {

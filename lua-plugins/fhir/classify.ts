@@ -155,14 +155,22 @@ export function classify(method: string, path: string, types: LuaTable<string, b
   if (KNOWN_METHODS[method] !== true) return fail("method");
   const n = split(path, seg);
   if (n === undefined) return fail("bad_path");
-
   if (n === 0) {
     if (isRead(method)) return ok("search-system", undefined, undefined, undefined, undefined, undefined);
     if (method === "POST") return ok("batch", undefined, undefined, undefined, undefined, undefined);
     return fail("method");
   }
-
   const s1 = seg[0]!;
+  if (s1 === "metadata" || s1 === ".well-known" || s1 === "_history" || s1 === "_search" || sub(s1, 1, 1) === "$") return systemLevel(method, n, s1);
+  if (!looksLikeType(s1)) return fail("bad_path");
+  if (types.get(s1) !== true) return fail("unknown_type");
+  if (n === 1) return typeLevel(method, s1);
+  if (n === 2) return typeChild(method, s1, seg[1]!);
+  return instanceChild(method, n, s1, seg[1]!, types);
+}
+
+/** `metadata`, `.well-known/smart-configuration`, `_history`, `_search` and `$op` at the base. */
+function systemLevel(method: string, n: number, s1: string): Result {
   if (s1 === "metadata") {
     if (n !== 1) return fail("not_found");
     return isRead(method) ? ok("capabilities", undefined, undefined, undefined, undefined, undefined) : fail("method");
@@ -179,43 +187,42 @@ export function classify(method: string, path: string, types: LuaTable<string, b
     if (n !== 1) return fail("not_found");
     return isSearch(method) ? ok("search-system", undefined, undefined, undefined, undefined, undefined) : fail("method");
   }
-  if (sub(s1, 1, 1) === "$") {
-    if (n !== 1) return fail("not_found");
-    if (!isValidOperation(s1)) return fail("bad_operation");
-    return isSearch(method) ? ok("operation-system", undefined, undefined, undefined, s1, undefined) : fail("method");
-  }
-  if (!looksLikeType(s1)) return fail("bad_path");
-  if (types.get(s1) !== true) return fail("unknown_type");
+  if (n !== 1) return fail("not_found");
+  if (!isValidOperation(s1)) return fail("bad_operation");
+  return isSearch(method) ? ok("operation-system", undefined, undefined, undefined, s1, undefined) : fail("method");
+}
 
-  if (n === 1) {
-    if (isRead(method)) return ok("search-type", s1, undefined, undefined, undefined, undefined);
-    if (method === "POST") return ok("create", s1, undefined, undefined, undefined, undefined);
-    // PUT/PATCH/DELETE on the type are the conditional forms (criteria in the query).
-    if (method === "PUT") return ok("update", s1, undefined, undefined, undefined, undefined);
-    if (method === "PATCH") return ok("patch", s1, undefined, undefined, undefined, undefined);
-    return ok("delete", s1, undefined, undefined, undefined, undefined);
-  }
+/** `Type`: search, create, or the conditional forms (criteria in the query) of update, patch, delete. */
+function typeLevel(method: string, s1: string): Result {
+  if (isRead(method)) return ok("search-type", s1, undefined, undefined, undefined, undefined);
+  if (method === "POST") return ok("create", s1, undefined, undefined, undefined, undefined);
+  if (method === "PUT") return ok("update", s1, undefined, undefined, undefined, undefined);
+  if (method === "PATCH") return ok("patch", s1, undefined, undefined, undefined, undefined);
+  return ok("delete", s1, undefined, undefined, undefined, undefined);
+}
 
-  const s2 = seg[1]!;
-  if (n === 2) {
-    if (s2 === "_search") {
-      return isSearch(method) ? ok("search-type", s1, undefined, undefined, undefined, undefined) : fail("method");
-    }
-    if (s2 === "_history") {
-      return isRead(method) ? ok("history-type", s1, undefined, undefined, undefined, undefined) : fail("method");
-    }
-    if (sub(s2, 1, 1) === "$") {
-      if (!isValidOperation(s2)) return fail("bad_operation");
-      return isSearch(method) ? ok("operation-type", s1, undefined, undefined, s2, undefined) : fail("method");
-    }
-    if (!isValidId(s2)) return fail("bad_id");
-    if (isRead(method)) return ok("read", s1, s2, undefined, undefined, undefined);
-    if (method === "PUT") return ok("update", s1, s2, undefined, undefined, undefined);
-    if (method === "PATCH") return ok("patch", s1, s2, undefined, undefined, undefined);
-    if (method === "DELETE") return ok("delete", s1, s2, undefined, undefined, undefined);
-    return fail("method");
+/** `Type/_search`, `Type/_history`, `Type/$op`, or `Type/id`. */
+function typeChild(method: string, s1: string, s2: string): Result {
+  if (s2 === "_search") {
+    return isSearch(method) ? ok("search-type", s1, undefined, undefined, undefined, undefined) : fail("method");
   }
+  if (s2 === "_history") {
+    return isRead(method) ? ok("history-type", s1, undefined, undefined, undefined, undefined) : fail("method");
+  }
+  if (sub(s2, 1, 1) === "$") {
+    if (!isValidOperation(s2)) return fail("bad_operation");
+    return isSearch(method) ? ok("operation-type", s1, undefined, undefined, s2, undefined) : fail("method");
+  }
+  if (!isValidId(s2)) return fail("bad_id");
+  if (isRead(method)) return ok("read", s1, s2, undefined, undefined, undefined);
+  if (method === "PUT") return ok("update", s1, s2, undefined, undefined, undefined);
+  if (method === "PATCH") return ok("patch", s1, s2, undefined, undefined, undefined);
+  if (method === "DELETE") return ok("delete", s1, s2, undefined, undefined, undefined);
+  return fail("method");
+}
 
+/** `Type/id/_history`, `Type/id/$op`, `Type/id/Type2` (a compartment search), `Type/id/_history/vid`. */
+function instanceChild(method: string, n: number, s1: string, s2: string, types: LuaTable<string, boolean>): Result {
   if (!isValidId(s2)) return fail("bad_id");
   const s3 = seg[2]!;
   if (n === 3) {
@@ -231,7 +238,6 @@ export function classify(method: string, path: string, types: LuaTable<string, b
     }
     return looksLikeType(s3) ? fail("unknown_type") : fail("bad_path");
   }
-
   if (n === 4 && s3 === "_history") {
     const s4 = seg[3]!;
     if (!isValidId(s4)) return fail("bad_id");

@@ -20,7 +20,7 @@ export function init(this: void): void {
  * (maxsnap 500) and ~27 side traces per root (maxside 100), but 9-16 side traces per run abort
  * "trace too long" on constants (classify, gateway, the steps) and are left to the interpreter;
  * with maxirconst=2000 none do. The earlier maxside=200 only let a side-trace chain grow twice
- * as long (the __TS__SparseArray* chain reached 400 traces), so it is back at the default.
+ * as long (the lualib SparseArray chain reached 400 traces), so it is back at the default.
  */
 const JIT_LIMITS = ["maxirconst=2000"];
 

@@ -188,6 +188,26 @@ function memoFor(m: SearchMemo, ctype: string): LuaTable<string, Denial | Inject
   return t;
 }
 
+/** Interactions with no resource permission: Bundles (authorized entry by entry elsewhere), $export, policy-listed operations. */
+function authorizeOperationCall(p: ParsedScopes, id: Identity, c: Classification, operations: LuaTable<string, string> | undefined): Denial | undefined {
+  if (c.interaction === "batch") {
+    // The access phase authorizes Bundles entry by entry (scopes/bundle); one inside a
+    // Bundle is refused.
+    return denial("nested_bundle", "a Bundle inside a Bundle is not allowed");
+  }
+  // Bulk export at any level (system, Patient/$export, Group/{id}/$export) is a backend
+  // service's job: system/ scopes that read and search everything.
+  if (c.operation === "$export") {
+    const d = decide(p, "*", R, undefined);
+    const s = decide(p, "*", S, undefined);
+    if (d.allow && s.allow && d.via === "system" && s.via === "system") return undefined;
+    return denial("export", "requires system/*.rs", "system/*.rs");
+  }
+  const letter = c.operation === undefined ? undefined : operations?.get(c.operation);
+  if (letter !== undefined) return authorizeOperation(p, id, c, letter);
+  return denial("operation", "this operation is not allowed by the gateway's policy");
+}
+
 /**
  * The tenant's authorization policy (a TenantIR is one): operations it governs (name -> the
  * permission letter), whether a compartment search without a patient gets one injected or is
@@ -220,24 +240,7 @@ export function authorize(
   if (perm === 0) return undefined;
   const p = scopesOf(id);
   if (rejectInvalid === true && p.invalid !== undefined) return denial("invalid_scope", "the token holds a scope this gateway cannot read, and this tenant refuses such tokens");
-  if (perm < 0) {
-    if (c.interaction === "batch") {
-      // The access phase authorizes Bundles entry by entry (scopes/bundle); one inside a
-      // Bundle is refused.
-      return denial("nested_bundle", "a Bundle inside a Bundle is not allowed");
-    }
-    // Bulk export at any level (system, Patient/$export, Group/{id}/$export) is a backend
-    // service's job: system/ scopes that read and search everything.
-    if (c.operation === "$export") {
-      const d = decide(p, "*", R, undefined);
-      const s = decide(p, "*", S, undefined);
-      if (d.allow && s.allow && d.via === "system" && s.via === "system") return undefined;
-      return denial("export", "requires system/*.rs", "system/*.rs");
-    }
-    const letter = c.operation === undefined ? undefined : operations?.get(c.operation);
-    if (letter !== undefined) return authorizeOperation(p, id, c, letter);
-    return denial("operation", "this operation is not allowed by the gateway's policy");
-  }
+  if (perm < 0) return authorizeOperationCall(p, id, c, operations);
   const type = c.compartment_type ?? c.resource_type ?? "*";
   const isSearch = SEARCHES[c.interaction] === true || c.interaction === "search-system" || c.interaction === "search-compartment";
   // Without arguments first (memoized per token and (type, permission)): only a granular
@@ -258,25 +261,35 @@ export function authorize(
   const patient = id.patient;
   if (patient === undefined) return denial("no_patient_context", "these scopes need a patient in context (launch/patient)");
   const ctype = c.resource_type;
+  if (SEARCHES[c.interaction] === true && ctype !== undefined) return memoizedSearch(p, ctype, patient, inject, rawQuery, a, args);
+  return compartmentVerdict(c, type, patient, granular);
+}
+
+/**
+ * A type search under patient scopes. Apps repeat their searches: the verdict for this token,
+ * type and raw query string is memoized, so a repeated search parses nothing.
+ */
+function memoizedSearch(p: ParsedScopes, ctype: string, patient: string, inject: boolean, rawQuery: string | undefined, a: SearchArgs | undefined, args: (this: void) => SearchArgs): Denial | Injection | undefined {
+  const memo = rawQuery === undefined ? undefined : searchMemo(p, inject);
+  const byQuery = memo === undefined ? undefined : memoFor(memo, ctype);
+  const hit = byQuery === undefined ? undefined : byQuery.get(rawQuery!);
+  if (hit !== undefined) return hit === true ? undefined : hit;
+  const verdict = compartmentSearch(ctype, a ?? args(), patient, inject);
+  const memoized = memo !== undefined && byQuery !== undefined && memo.size < SEARCH_MEMO_MAX;
+  if (memoized) {
+    byQuery.set(rawQuery!, verdict ?? true);
+    memo.size = memo.size + 1;
+  }
+  countSearchVerdict(memoized);
+  return verdict;
+}
+
+/** Everything but a type search, under patient scopes: compartment searches, reads, writes. */
+function compartmentVerdict(c: Classification, type: string, patient: string, granular: readonly Granular[] | undefined): Denial | ResponseCheck | WriteCheck | undefined {
+  const ctype = c.resource_type;
   if (c.interaction === "search-compartment") {
     if (ctype === "Patient" && c.id === patient) return undefined;
     return denial("compartment", "requires the patient in context's own compartment");
-  }
-  if (SEARCHES[c.interaction] === true && ctype !== undefined) {
-    // Apps repeat their searches: the verdict for this token, type and raw query string is
-    // memoized, so a repeated search parses nothing.
-    const memo = rawQuery === undefined ? undefined : searchMemo(p, inject);
-    const byQuery = memo === undefined ? undefined : memoFor(memo, ctype);
-    const hit = byQuery === undefined ? undefined : byQuery.get(rawQuery!);
-    if (hit !== undefined) return hit === true ? undefined : hit;
-    const verdict = compartmentSearch(ctype, a ?? args(), patient, inject);
-    const memoized = memo !== undefined && byQuery !== undefined && memo.size < SEARCH_MEMO_MAX;
-    if (memoized) {
-      byQuery.set(rawQuery!, verdict ?? true);
-      memo.size = memo.size + 1;
-    }
-    countSearchVerdict(memoized);
-    return verdict;
   }
   if (c.interaction === "search-system" || c.interaction === "history-system") {
     return denial("compartment", "patient scopes cannot search across all types");
