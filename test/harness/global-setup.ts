@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { buildBundle } from "../../compiler/bundle.ts";
-import { activate, up } from "../../compiler/control.ts";
+import { activate, up, waitForVersion } from "../../compiler/control.ts";
 import { formatDiagnostic } from "../../compiler/diagnostics.ts";
 import { startAuthz } from "../../demo/authz.ts";
 import { startUpstream } from "../../demo/upstream.ts";
@@ -17,19 +17,6 @@ import { startMtlsFront } from "./mtls.ts";
 import { freePort } from "./ports.ts";
 
 const POLICY = path.resolve(import.meta.dirname, "test.policy.ts");
-
-async function waitHealthy(admin: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${admin}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`gateway admin ${admin} not healthy after ${timeoutMs} ms`);
-}
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const upstream = await startUpstream({ port: 0, tenants: ["acme", "globex", "hosty", "heady"] });
@@ -57,7 +44,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   activate(stateDir, built.version);
   const nginx = await up({ stateDir, foreground: true });
   const admin = `http://127.0.0.1:${adminPort}`;
-  await waitHealthy(admin, 10_000);
+  if (!(await waitForVersion(`127.0.0.1:${adminPort}`, built.version, 10_000))) throw new Error(`gateway admin ${admin} did not report version ${built.version} within 10 s`);
 
   const info: StackInfo = {
     gateway: `http://127.0.0.1:${gatewayPort}`,

@@ -22,7 +22,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jitShareDir } from "../../../bench/lua/gateway-traces.ts";
 import { buildBundle } from "../../../compiler/bundle.ts";
-import { activate, up } from "../../../compiler/control.ts";
+import { activate, up, waitForVersion } from "../../../compiler/control.ts";
 import { formatDiagnostic } from "../../../compiler/diagnostics.ts";
 import { mint } from "../../harness/authz-client.ts";
 import { burst, type BurstRequest } from "../../harness/burst.ts";
@@ -103,19 +103,6 @@ async function startMemoUpstream(target: string): Promise<string> {
   return `http://127.0.0.1:${(memo.address() as AddressInfo).port}`;
 }
 
-async function waitHealthy(admin: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(`${admin}/healthz`)).ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`trace gateway ${admin} not healthy after ${timeoutMs} ms`);
-}
-
 /** SIGQUIT: workers finish, run exit_worker_by_lua (which writes the stats), and exit. */
 async function stopNginx(): Promise<void> {
   const child = nginx;
@@ -177,7 +164,7 @@ beforeAll(async () => {
   chmodSync(statsFile, 0o666);
   activate(stateDir, built.version);
   nginx = (await up({ stateDir, foreground: true })).child;
-  await waitHealthy(`http://127.0.0.1:${adminPort}`, 10_000);
+  if (!(await waitForVersion(`127.0.0.1:${adminPort}`, built.version, 10_000))) throw new Error(`trace gateway did not report version ${built.version} within 10 s`);
   gateway = `http://127.0.0.1:${port}`;
 });
 
