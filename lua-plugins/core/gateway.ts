@@ -81,19 +81,9 @@ export function tokenMaxAge(interaction: string): number {
   return LONG_CLASS[interaction] === true ? policy.token_cache.long_s : policy.token_cache.short_s;
 }
 
+// The Host each upstream expects is the conf's (map $fe_tenant_id $fe_upstream_host).
 const routesByTenant = new LuaTable<string, CompiledRoute[]>();
-const hostHeaders = new LuaTable<string, string>();
-for (const t of policy.tenants) {
-  routesByTenant.set(t.id, compileRoutes(t.routes));
-  const u = t.upstream;
-  const defaultPort = u.scheme === "https" ? 443 : 80;
-  hostHeaders.set(t.id, u.port === defaultPort ? u.host : u.host + ":" + tostring(u.port));
-}
-
-/** The Host header the tenant's upstream expects. */
-export function upstreamHost(tenant: TenantIR): string {
-  return hostHeaders.get(tenant.id) ?? tenant.upstream.host;
-}
+for (const t of policy.tenants) routesByTenant.set(t.id, compileRoutes(t.routes));
 
 function firstMatch(routes: readonly CompiledRoute[], c: Classification): CompiledRoute | undefined {
   for (const r of routes) {

@@ -9,7 +9,7 @@ import type { CompiledRoute } from "./gateway";
 import type { IssueCode, IssueDetail } from "./outcome";
 import type { Identity } from "../auth/cache";
 import type { Classification } from "../fhir/classify";
-import type { ResolutionMode, TenantIR } from "../generated/policy";
+import type { TenantIR } from "../generated/policy";
 import type { ResponseCheck, WriteCheck } from "../scopes/authorize";
 
 /** A step's refusal: what the client is told. Made into an OperationOutcome in one place (phases/access). */
@@ -41,7 +41,6 @@ export interface RequestState {
   /** The raw query string, without `?`; undefined when there is none. */
   args: string | undefined;
   tenant: TenantIR | undefined;
-  mode: ResolutionMode | undefined;
   /** The path below the tenant's FHIR base ("" or "/..."). */
   fhirPath: string;
   c: Classification | undefined;
@@ -64,7 +63,6 @@ export function newRequest(method: string, target: string): RequestState {
     host: undefined,
     args: undefined,
     tenant: undefined,
-    mode: undefined,
     fhirPath: "",
     c: undefined,
     route: undefined,

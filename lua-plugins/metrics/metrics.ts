@@ -53,14 +53,15 @@ export function bucketIndex(s: number): number {
   return s <= 1 ? 9 : s <= 2.5 ? 10 : s <= 5 ? 11 : s <= 10 ? 12 : 13;
 }
 
+function statusClass(status: number): string {
+  return status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : status >= 200 ? "2xx" : "1xx";
+}
+
 /** The dict keys of one label set, built once: the log phase runs for every request. */
 interface SeriesKeys {
   readonly tenant: string;
-  readonly c1: string;
-  readonly c2: string;
-  readonly c3: string;
-  readonly c4: string;
-  readonly c5: string;
+  /** The request counter's key by status class ("2xx"...). */
+  readonly byClass: Record<string, string>;
   /** Latency bucket keys of the tenant, by bucketIndex (0-based). */
   readonly lat: LuaTable<number, string>;
   readonly sum: string;
@@ -91,7 +92,8 @@ function keysFor(labels: string): SeriesKeys {
   const [tab] = find(labels, SEP, 1, true);
   const tenant = tab === undefined ? labels : sub(labels, 1, tab - 1);
   const r = REQ + labels + SEP;
-  const k: SeriesKeys = { tenant, c1: r + "1xx", c2: r + "2xx", c3: r + "3xx", c4: r + "4xx", c5: r + "5xx", lat: latencyKeys(tenant), sum: LAT + tenant + SEP + "sum" };
+  const byClass = { "1xx": r + "1xx", "2xx": r + "2xx", "3xx": r + "3xx", "4xx": r + "4xx", "5xx": r + "5xx" };
+  const k: SeriesKeys = { tenant, byClass, lat: latencyKeys(tenant), sum: LAT + tenant + SEP + "sum" };
   if (seriesKeyCount < SERIES_KEYS_MAX) {
     seriesKeys.set(labels, k);
     seriesKeyCount = seriesKeyCount + 1;
@@ -107,8 +109,8 @@ export function record(labels: string, status: number, seconds: number, maxSerie
   const d = dict();
   if (d === undefined) return;
   const k = keysFor(labels);
-  const key = status >= 500 ? k.c5 : status >= 400 ? k.c4 : status >= 300 ? k.c3 : status >= 200 ? k.c2 : k.c1;
-  if (!bump(d, key, 1, maxSeries)) overflow(d, labels, k.tenant, status, maxSeries);
+  const klass = statusClass(status);
+  if (!bump(d, k.byClass[klass]!, 1, maxSeries)) overflow(d, labels, k.tenant, klass, maxSeries);
   // The histogram is per tenant only: tenants and buckets are bounded by the policy, so these
   // keys stay outside the series cap.
   const [b] = d.incr(k.lat.get(bucketIndex(seconds))!, 1, 0);
@@ -117,8 +119,7 @@ export function record(labels: string, status: number, seconds: number, maxSerie
 }
 
 /** Past the series cap: counted under resource_type "other", then under a fixed key per status class. */
-function overflow(d: SharedDict, labels: string, tenant: string, status: number, maxSeries: number): void {
-  const klass = status >= 500 ? "5xx" : status >= 400 ? "4xx" : status >= 300 ? "3xx" : status >= 200 ? "2xx" : "1xx";
+function overflow(d: SharedDict, labels: string, tenant: string, klass: string, maxSeries: number): void {
   d.incr(OVERFLOW, 1, 0);
   const [t2] = find(labels, SEP, tenant.length + 2, true);
   const prefix = t2 === undefined ? tenant + SEP + "other" + SEP : sub(labels, 1, t2);

@@ -22,7 +22,6 @@ export function resolveTenant(st: RequestState): Verdict {
   const fpath = fhirPath(tenant, mode, st.path);
   if (fpath === undefined) return NOT_UNDER_BASE;
   st.tenant = tenant;
-  st.mode = mode;
   st.fhirPath = fpath;
   // The conf picks the tenant's upstream block, scheme and Host from this one variable.
   ngxVar.fe_tenant_id = tenant.id;

@@ -124,7 +124,8 @@ function decideCached(p: ParsedScopes, type: string, perm: number): Decision {
   return d;
 }
 
-const SEARCHES: Record<string, boolean> = { "search-type": true, "history-type": true };
+/** Searches of one type: under patient scopes their verdicts are memoized per token by the raw query. */
+export const SEARCHES: Record<string, boolean> = { "search-type": true, "history-type": true };
 const READS: Record<string, boolean> = { "read": true, "vread": true, "history-instance": true };
 
 /**

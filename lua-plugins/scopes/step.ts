@@ -14,7 +14,7 @@ import type { TenantIR } from "../generated/policy";
 import type { Identity } from "../auth/cache";
 import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
-import { authorize } from "./authorize";
+import { authorize, SEARCHES } from "./authorize";
 import { authorizeBundle } from "./bundle";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
 import { inCompartment } from "./response";
@@ -25,9 +25,6 @@ const EMPTY_BUNDLE = refusal(400, "invalid", "The Bundle is empty or too large t
 const BUNDLE_ON_DISK = refusal(413, "too-costly", "The Bundle is empty or too large to authorize entry by entry.");
 const WRITE_BODY = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
 const WRITE_EXISTING = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
-
-/** Search verdicts are memoized per token by the raw query (and form body) of the search. */
-const MEMOIZED: Record<string, boolean> = { "search-type": true, "history-type": true };
 
 function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdict {
   req.read_body();
@@ -55,7 +52,7 @@ export function authorizeRequest(st: RequestState): Verdict {
   st.shadow = route !== undefined && route.shadow !== undefined ? route.shadow : tenant.authorization === "shadow";
   if (c.interaction === "batch") return authorizeBatch(st, tenant, id);
   // Hoisted: a conditional call among the arguments compiles to __TS__SparseArray* (STYLE.md).
-  const memoKey = MEMOIZED[c.interaction] === true ? searchKey(st.method, st.args) : undefined;
+  const memoKey = SEARCHES[c.interaction] === true ? searchKey(st.method, st.args) : undefined;
   const verdict = authorize(id, c, searchArgs, tenant, memoKey);
   if (verdict === undefined) return undefined;
   if ("inject" in verdict) st.inject = verdict.inject;
