@@ -128,7 +128,8 @@ function searchParams(): readonly SearchParameter[] {
 /**
  * Where a resource of each compartment type references its patient: the element paths of the
  * compartment parameters (`Observation` -> [["subject"], ["performer"]]). The response-side
- * check of a read by id looks for `Patient/<id>` there. Every R4 compartment parameter is a
+ * check of a read by id looks for `Patient/<id>` there; a write's body must name no other
+ * patient at any of them. Every R4 compartment parameter is a
  * plain path (checked by a test), so none is left out.
  */
 export function patientCompartmentPaths(): Record<string, string[][]> {
@@ -138,7 +139,10 @@ export function patientCompartmentPaths(): Record<string, string[][]> {
   for (const [type, kinds] of Object.entries(comp)) {
     const seen = new Set<string>();
     const paths: string[][] = [];
-    for (const code of Object.keys(kinds)) {
+    // A Patient is named by its id, but `link` is in the compartment too: a write that links
+    // the patient in context to another patient must be seen (scopes/write).
+    const codes = type === "Patient" ? [...Object.keys(kinds), "link"] : Object.keys(kinds);
+    for (const code of codes) {
       if (code === "_id") continue;
       const sp = sps.find((x) => x.code === code && (x.base ?? []).includes(type));
       const path = simplePath(sp === undefined ? undefined : expressionFor(sp, type), type);

@@ -81,7 +81,9 @@ export interface GatewayConfInput {
 }
 
 /** Statuses nginx itself may produce (494: headers too large); all become OperationOutcomes. */
-const ERROR_STATUSES = [400, 403, 404, 405, 408, 413, 414, 429, 494, 500, 502, 503, 504];
+// Every status nginx may answer by itself: 411 (no length), 501 (an unknown Transfer-Encoding),
+// 505 (an HTTP version it does not speak) and the TLS ones included.
+const ERROR_STATUSES = [400, 403, 404, 405, 408, 411, 413, 414, 429, 494, 495, 496, 497, 500, 501, 502, 503, 504, 505];
 
 /** Headers the gateway sets itself; their client copies are replaced rather than dropped. */
 const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent", "x-user-id", "x-client-id", "x-fhir-patient", "authorization"]);
@@ -113,6 +115,11 @@ export function traceMaps(requestIdHeader = "X-Request-ID"): ConfNode[] {
     map("$request_id", "fe_span_id", [["~^(?<fe_span16>[0-9a-f]{16})", "$fe_span16"]], ""),
     map("$http_traceparent", "fe_traceparent", [[TRACEPARENT_PATTERN, `00-$fe_tp_trace-${v("fe_span_id")}-$fe_tp_flags`]], `00-$request_id-${v("fe_span_id")}-01`),
   ];
+}
+
+/** Whether a request carries a body, in C: nginx refuses Content-Length and Transfer-Encoding together. */
+export function bodyMap(): ConfNode {
+  return map("$http_content_length$http_transfer_encoding", "fe_has_body", [["", ""], ["~^0+$", ""]], "1");
 }
 
 /** nginx's variable for a request header: `X-Request-ID` -> `$http_x_request_id`. */
@@ -316,10 +323,18 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       // 494 from nginx could not say WWW-Authenticate). The access phase holds URIs to 8 KB.
       d("large_client_header_buffers", 4, "32k"),
       d("client_max_body_size", ir.limits.max_body_bytes),
+      // Write bodies are checked whole, in memory (fhir/body): nginx allocates what a request
+      // declares, up to this, never a temp file that the check could not see.
+      d("client_body_buffer_size", ir.limits.max_body_bytes),
+      d("client_body_in_single_buffer", "on"),
+      // Header names outside [A-Za-z0-9-] are kept, so http/headers can refuse them with a
+      // 400, rather than dropped without a word.
+      d("ignore_invalid_headers", "off"),
       d("keepalive_timeout", "65s"),
       ...(options.keepaliveRequests !== undefined ? [d("keepalive_requests", options.keepaliveRequests)] : []),
       blank,
       ...traceMaps(ir.request_id.header),
+      bodyMap(),
       ...upstreamMaps(ir),
       blank,
       ...upstreams(ir),

@@ -53,6 +53,8 @@ export interface RequestState {
   inject: string | undefined;
   write: WriteCheck | undefined;
   check: ResponseCheck | undefined;
+  /** The write body, decoded once by the strict JSON front (fhir/body); undefined without one. */
+  doc: Record<string, unknown> | undefined;
 }
 
 export function newRequest(method: string, target: string): RequestState {
@@ -71,6 +73,7 @@ export function newRequest(method: string, target: string): RequestState {
     inject: undefined,
     write: undefined,
     check: undefined,
+    doc: undefined,
   };
 }
 

@@ -19,6 +19,8 @@ export const FE_VARS = {
   fe_traceparent: "map",
   /** The first 16 hex digits of $request_id: the gateway's span id. */
   fe_span_id: "map",
+  /** "1" when the request has a body (a Content-Length above 0, or chunked), else empty. */
+  fe_has_body: "map",
   /** The resolved tenant's id; written by the access phase, and it selects the upstream below. */
   fe_tenant_id: "set",
   /** The tenant's upstream block (`fe_up_<tenant>`), its scheme and the Host it expects. */

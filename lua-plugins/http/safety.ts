@@ -1,11 +1,13 @@
 /**
  * Pipeline step 1, safety: the raw request target and Host, before anything interprets them.
- * A form with two readings is refused (see http/uri), and so is a method FHIR does not use.
+ * A form with two readings is refused (see http/uri), and so is a method FHIR does not use, or
+ * a header name nginx would otherwise drop without a word (http/headers).
  */
 import { refusal, type RequestState, type Verdict } from "../core/request";
 import { isSupportedMethod } from "../fhir/classify";
 import { normalizeHost } from "../routing/tenant";
 import { checkPath, checkQuery, splitTarget } from "./uri";
+import { checkHeaderNames } from "./headers";
 
 /** Longest request target accepted (nginx's header buffers are larger, for long tokens). */
 const MAX_URI = 8192;
@@ -17,6 +19,8 @@ const BAD_PATH = refusal(400, "invalid", "The request path has an encoded, empty
 const BAD_QUERY = refusal(400, "invalid", "The query string holds a NUL or control character.");
 const BAD_METHOD = refusal(405, "not-supported", "The method is not supported by this FHIR gateway.", ALLOW);
 const BAD_HOST = refusal(400, "invalid", "The Host header is malformed.");
+const BAD_HEADER_NAME = refusal(400, "invalid", "A request header name holds a character other than letters, digits and '-'.");
+const TOO_MANY_HEADERS = refusal(400, "invalid", "The request has more than 100 headers.");
 
 const ngxVar = ngx.var;
 
@@ -29,6 +33,8 @@ export function checkSafety(st: RequestState): Verdict {
   const rawHost = ngxVar.http_host;
   const host = normalizeHost(rawHost);
   if (rawHost !== undefined && host === undefined) return BAD_HOST;
+  const names = checkHeaderNames();
+  if (names !== undefined) return names === "name" ? BAD_HEADER_NAME : TOO_MANY_HEADERS;
   st.host = host;
   st.path = path;
   st.args = args;

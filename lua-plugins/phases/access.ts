@@ -4,7 +4,7 @@
  * first refusal ends the request here, as an OperationOutcome, before anything reaches the
  * upstream. Later steps (cost limits, cache key, audit context) plug in where they belong.
  *
- *   safety -> tenant -> classify (+ route) -> identity -> authorization -> route verdict
+ *   safety -> tenant -> classify (+ route) -> identity -> body -> authorization -> route verdict
  *   -> upstream target -> write checks -> checked read (sends the response itself)
  *
  * Headers are the conf's job: it strips client identity headers and sets the gateway's own,
@@ -16,6 +16,7 @@ import { checkSafety } from "../http/safety";
 import { resolveTenant, applyRoute, setUpstream } from "../routing/step";
 import { classifyRequest, labels } from "../fhir/step";
 import { identify } from "../auth/step";
+import { checkBody } from "../fhir/body";
 import { authorizeRequest, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 
@@ -35,6 +36,7 @@ export function run(this: void): void {
     resolveTenant(st) ??
     classifyRequest(st) ??
     identify(st) ??
+    checkBody(st) ??
     authorizeRequest(st) ??
     applyRoute(st) ??
     setUpstream(st) ??

@@ -6,13 +6,15 @@
  * Refused outright: a body that is not a batch or transaction Bundle, more than MAX_ENTRIES
  * entries, an entry without a relative `request.url`, and entries whose answer would need a
  * response check (reads by id under patient or granular scopes): those are read directly.
+ * An entry's resource must be of its URL's type, and carry its URL's id on an update; its
+ * conditional criteria (`ifNoneExist`, or the query of a conditional update or delete) are
+ * authorized as the search they are. The body was decoded by the strict JSON front (fhir/json).
  */
-import * as cjson from "cjson.safe";
 import type { Identity } from "../auth/cache";
-import { classify } from "../fhir/classify";
+import { classify, type Classification } from "../fhir/classify";
 import * as fhir from "../generated/fhir_r4";
 import { authorize, toSearchArgs, type AuthzRules } from "./authorize";
-import { inCompartment } from "./response";
+import { checkWriteBody } from "./write";
 import type { SearchArgs } from "./compartment";
 
 export const MAX_ENTRIES = 1000;
@@ -38,20 +40,47 @@ function splitUrl(url: string): LuaMultiReturn<[string, string | undefined]> {
   return $multi(sub(path, 1, 1) === "/" ? path : "/" + path, query);
 }
 
+type DecodeArgs = (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** The search an entry's criteria run, or undefined when it has none. */
+function criteriaOf(c: Classification, query: string | undefined, ifNoneExist: unknown): string | undefined {
+  if (c.interaction === "create") return typeof ifNoneExist === "string" ? ifNoneExist : undefined;
+  if ((c.interaction === "update" || c.interaction === "patch" || c.interaction === "delete") && c.id === undefined) return query ?? "";
+  return undefined;
+}
+
+/** Why an entry's criteria are not allowed, or undefined. */
+function criteriaDenial(id: Identity, c: Classification, criteria: string, decodeArgs: DecodeArgs, rules: AuthzRules): string | undefined {
+  const search: Classification = { interaction: "search-type", resource_type: c.resource_type, id: undefined, version_id: undefined, operation: undefined, compartment_type: undefined, cost: c.cost, public: false };
+  const v = authorize(id, search, () => toSearchArgs(decodeArgs(criteria)), rules);
+  if (v === undefined || "response" in v) return undefined;
+  if ("message" in v) return v.message;
+  return "the search must name the patient in context, and only that patient";
+}
+
+/** Why an entry's resource does not fit its request, or undefined. */
+function shapeDenial(c: Classification, resource: unknown): string | undefined {
+  if (c.interaction !== "create" && c.interaction !== "update") return resource === undefined ? undefined : "only a create or an update carries a resource";
+  if (type(resource) !== "table") return "a create or an update needs its resource";
+  const r = resource as Record<string, unknown>;
+  if (r["resourceType"] !== c.resource_type) return "the resource's type does not match its request.url";
+  if (c.interaction === "update" && c.id !== undefined && r["id"] !== c.id) return "the resource's id does not match its request.url";
+  return undefined;
+}
+
 /**
  * Denied entries (empty: all allowed), or an error message when the body is not a Bundle the
  * gateway can authorize. `decodeArgs` parses a query string (ngx.decode_args in nginx).
  */
 export function authorizeBundle(
-  body: string,
+  doc: unknown,
   id: Identity,
   types: LuaTable<string, boolean>,
-  decodeArgs: (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>,
+  decodeArgs: DecodeArgs,
   tenantRules: AuthzRules,
 ): BundleVerdict {
   // Inside a Bundle a compartment search must name the patient itself: nothing is injected.
   const rules: AuthzRules = { operations: tenantRules.operations, compartment_search: "refuse", compartment_for: tenantRules.compartment_for, reject_invalid_scopes: tenantRules.reject_invalid_scopes };
-  const [doc] = cjson.decode(body);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
   const b = doc as { resourceType?: unknown; type?: unknown; entry?: unknown };
   if (b.resourceType !== "Bundle" || (b.type !== "batch" && b.type !== "transaction")) return $multi(undefined, "the body is not a batch or transaction Bundle");
@@ -60,7 +89,7 @@ export function authorizeBundle(
   if (entries.length > MAX_ENTRIES) return $multi(undefined, "the Bundle has more than " + tostring(MAX_ENTRIES) + " entries");
   const denied: EntryDenial[] = [];
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as { request?: { method?: unknown; url?: unknown }; resource?: unknown } | undefined;
+    const e = entries[i] as { request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown }; resource?: unknown } | undefined;
     const method = e?.request?.method;
     const url = e?.request?.url;
     if (typeof method !== "string" || typeof url !== "string" || url === "" || find(url, "://", 1, true)[0] !== undefined) {
@@ -73,9 +102,20 @@ export function authorizeBundle(
       denied.push({ index: i, message: "entry " + tostring(i) + ": not a FHIR interaction (" + (err ?? "invalid") + ")", missing: "bad_entry", type: "none" });
       continue;
     }
+    const t = c.compartment_type ?? c.resource_type ?? "none";
+    const shape = shapeDenial(c, e?.resource);
+    if (shape !== undefined) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": " + shape, missing: "bad_entry", type: t });
+      continue;
+    }
+    const criteria = criteriaOf(c, query, e?.request?.ifNoneExist);
+    const cdenial = criteria === undefined ? undefined : criteriaDenial(id, c, criteria, decodeArgs, rules);
+    if (cdenial !== undefined) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": its conditional criteria are a search, and " + cdenial, missing: "conditional_criteria", type: t });
+      continue;
+    }
     const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
     const verdict = authorize(id, c, args, rules);
-    const t = c.compartment_type ?? c.resource_type ?? "none";
     if (verdict === undefined) continue;
     if ("inject" in verdict) {
       denied.push({ index: i, message: "entry " + tostring(i) + ": the search must name the patient in context", missing: "compartment_no_patient", type: t });
@@ -83,7 +123,7 @@ export function authorizeBundle(
       // A create carries its resource here; anything that must look at what is already on
       // the server (update, delete) is sent on its own.
       const r = e?.resource;
-      if (verdict.existing || type(r) !== "table" || !inCompartment(r as Record<string, unknown>, verdict.type, verdict.patient, fhir.patient_paths)) {
+      if (verdict.existing || type(r) !== "table" || checkWriteBody(r as Record<string, unknown>, verdict.type, verdict.patient, fhir.patient_paths, types)[0] !== undefined) {
         denied.push({ index: i, message: "entry " + tostring(i) + ": under patient scopes a Bundle may only create resources that reference the patient in context", missing: "compartment_write", type: t });
       }
     } else if ("response" in verdict) {

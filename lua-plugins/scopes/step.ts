@@ -5,7 +5,6 @@
  *
  * In shadow mode (tenant or route) a denial is counted and the request goes on.
  */
-import * as cjson from "cjson.safe";
 import { OUT_OF_ORDER, refusal, type RequestState, type Verdict } from "../core/request";
 import type { IssueDetail } from "../core/outcome";
 import * as gw from "../core/gateway";
@@ -14,23 +13,32 @@ import type { TenantIR } from "../generated/policy";
 import type { Identity } from "../auth/cache";
 import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
-import { authorize, SEARCHES } from "./authorize";
+import { authorize, SEARCHES, toSearchArgs, type AuthzRules, type WriteCheck } from "./authorize";
 import { authorizeBundle } from "./bundle";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
-import { inCompartment } from "./response";
+import type { SearchArgs } from "./compartment";
+import { checkWriteBody, type WriteBodyError } from "./write";
+import type { Classification } from "../fhir/classify";
 
 const req = ngx.req;
+const ngxVar = ngx.var;
 
-const EMPTY_BUNDLE = refusal(400, "invalid", "The Bundle is empty or too large to authorize entry by entry.");
-const BUNDLE_ON_DISK = refusal(413, "too-costly", "The Bundle is empty or too large to authorize entry by entry.");
 const WRITE_BODY = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
+const WRITE_BODY_MESSAGE: Record<WriteBodyError, string> = {
+  wrong_type: "the resource must reference the patient in context",
+  not_patient: "the Patient resource must be the patient in context",
+  no_patient: "the resource must reference the patient in context",
+  other_patient: "every compartment reference must name the patient in context, and {path} names another patient",
+  unchecked_reference: "every compartment reference must name the patient in context, and {path} holds one the gateway cannot check (use a relative Type/id reference)",
+};
+const BAD_IF_MATCH = refusal(400, "invalid", "If-Match must be an ETag, such as W/\"1\".");
+const IF_NONE_EXIST_ONLY_CREATE = refusal(400, "invalid", "If-None-Exist applies only to create.");
+const NO_CRITERIA = refusal(400, "invalid", "A conditional update, patch or delete needs search criteria in the query.");
 const WRITE_EXISTING = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
 
 function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdict {
-  req.read_body();
-  const body = req.get_body_data();
-  if (body === undefined) return req.get_body_file() === undefined ? EMPTY_BUNDLE : BUNDLE_ON_DISK;
-  const [denied, berr] = authorizeBundle(body, id, gw.resourceTypes, ngx.decode_args, tenant);
+  if (st.doc === undefined) return OUT_OF_ORDER;
+  const [denied, berr] = authorizeBundle(st.doc, id, gw.resourceTypes, ngx.decode_args, tenant);
   if (denied === undefined) return refusal(400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
   if (denied.length === 0) return undefined;
   const issues: IssueDetail[] = [];
@@ -40,6 +48,46 @@ function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdi
   }
   if (st.shadow) return undefined;
   return { status: 403, code: "forbidden", message: "", issues };
+}
+
+/** The search a conditional write runs: If-None-Exist of a create, the query of a type-level update, patch or delete. */
+function criteriaOf(st: RequestState, c: Classification): LuaMultiReturn<[string | undefined, Verdict]> {
+  const i = c.interaction;
+  if (i !== "create" && i !== "update" && i !== "patch" && i !== "delete") return $multi(undefined, undefined);
+  const ifNoneExist = ngxVar.http_if_none_exist;
+  if (i === "create") return $multi(ifNoneExist, undefined);
+  if (ifNoneExist !== undefined) return $multi(undefined, IF_NONE_EXIST_ONLY_CREATE);
+  const ifMatch = ngxVar.http_if_match;
+  if (ifMatch !== undefined && string.match(ifMatch, '^W?/?"[^"]*"$')[0] === undefined) return $multi(undefined, BAD_IF_MATCH);
+  if (c.id !== undefined) return $multi(undefined, undefined);
+  if (st.args === undefined || st.args === "") return $multi(undefined, NO_CRITERIA);
+  return $multi(st.args, undefined);
+}
+
+/**
+ * A conditional write's criteria are a search of its type, and reveal what it matches (a 200
+ * instead of a 201): checked as that search, with the same scopes, and under patient scopes
+ * they must name the patient in context (nothing is injected into them).
+ */
+function authorizeCriteria(st: RequestState, tenant: TenantIR, id: Identity, c: Classification, criteria: string): Verdict {
+  const search: Classification = {
+    interaction: "search-type",
+    resource_type: c.resource_type,
+    id: undefined,
+    version_id: undefined,
+    operation: undefined,
+    compartment_type: undefined,
+    cost: c.cost,
+    public: false,
+  };
+  const rules: AuthzRules = { operations: tenant.operations, compartment_search: "refuse", compartment_for: tenant.compartment_for, reject_invalid_scopes: tenant.reject_invalid_scopes };
+  const args = (): SearchArgs => toSearchArgs(ngx.decode_args(criteria, 100));
+  const verdict = authorize(id, search, args, rules);
+  if (verdict === undefined || "response" in verdict) return undefined;
+  const message = "inject" in verdict ? "the search must name the patient in context, and only that patient" : "message" in verdict ? verdict.message : "not allowed";
+  countScopeDenial(tenant.id, c.resource_type ?? "none", "conditional_criteria", st.shadow);
+  if (st.shadow) return undefined;
+  return refusal(403, "forbidden", "Not allowed by the token's scopes: the conditional criteria of this write are a search, and " + message + ".");
 }
 
 export function authorizeRequest(st: RequestState): Verdict {
@@ -54,30 +102,47 @@ export function authorizeRequest(st: RequestState): Verdict {
   // Hoisted: a conditional call among the arguments compiles to __TS__SparseArray* (STYLE.md).
   const memoKey = SEARCHES[c.interaction] === true ? searchKey(st.method, st.args) : undefined;
   const verdict = authorize(id, c, searchArgs, tenant, memoKey);
-  if (verdict === undefined) return undefined;
-  if ("inject" in verdict) st.inject = verdict.inject;
-  else if ("response" in verdict) st.check = verdict;
-  else if ("write" in verdict) st.write = verdict;
-  else {
-    countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, st.shadow);
-    if (!st.shadow) return refusal(403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
+  if (verdict !== undefined) {
+    if ("inject" in verdict) st.inject = verdict.inject;
+    else if ("response" in verdict) st.check = verdict;
+    else if ("write" in verdict) st.write = verdict;
+    else {
+      countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, st.shadow);
+      if (!st.shadow) return refusal(403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
+    }
   }
+  const [criteria, bad] = criteriaOf(st, c);
+  if (bad !== undefined) return bad;
+  if (criteria === undefined) return undefined;
+  const denied = authorizeCriteria(st, tenant, id, c, criteria);
+  if (denied !== undefined) return denied;
+  // Criteria that name the patient in context match only what is in the compartment: there
+  // is no one resource at the target to fetch and look at first.
+  const w = st.write;
+  if (w !== undefined && c.id === undefined) st.write = { write: true, type: w.type, patient: w.patient, body: w.body, existing: false };
   return undefined;
 }
 
-/** A write under patient scopes: the body must reference the patient, and what is there must be theirs. */
+function writeBodyRefusal(e: WriteBodyError, path: string | undefined, rtype: string): Verdict {
+  const where = path === undefined ? rtype : rtype + "." + path;
+  const [message] = string.gsub(WRITE_BODY_MESSAGE[e], "{path}", where);
+  return refusal(403, "forbidden", "Not allowed by the token's scopes: " + message + ".");
+}
+
+/** A write under patient scopes: the body must keep to the patient's compartment, and what is there must be theirs. */
 export function checkWrite(st: RequestState): Verdict {
-  const w = st.write;
+  const w: WriteCheck | undefined = st.write;
   if (w === undefined) return undefined;
   const tenant = st.tenant;
   if (tenant === undefined) return OUT_OF_ORDER;
   if (w.body) {
-    req.read_body();
-    const body = req.get_body_data();
-    const [doc] = body === undefined ? [undefined] : cjson.decode(body);
-    if (type(doc) !== "table" || !inCompartment(doc as Record<string, unknown>, w.type, w.patient, fhir.patient_paths)) {
+    const doc = st.doc;
+    let err: WriteBodyError | undefined = "no_patient";
+    let path: string | undefined;
+    if (doc !== undefined) [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
+    if (err !== undefined) {
       countScopeDenial(tenant.id, w.type, "compartment_write_body", st.shadow);
-      if (!st.shadow) return WRITE_BODY;
+      if (!st.shadow) return doc === undefined ? WRITE_BODY : writeBodyRefusal(err, path, w.type);
     }
   }
   if (!w.existing) return undefined;

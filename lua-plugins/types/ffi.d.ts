@@ -27,3 +27,12 @@ declare module "ffi" {
   const ffi: ffi.Api;
   export = ffi;
 }
+
+/** resty.core's base module: the current request as FFI cdata (nginx only). */
+declare module "resty.core.base" {
+  /** @noSelf */
+  export function get_request(): import("ffi").CData | undefined;
+}
+
+/** Loaded for its FFI declarations (ngx_http_lua_ffi_table_elt_t and the request calls). */
+declare module "resty.core.request" {}

@@ -145,9 +145,12 @@ describe("writes under patient scopes", () => {
     const own = ((await created.json()) as { id: string }).id;
     await clearUpstream();
 
-    await expect403(await send(token, "POST", "Observation", obsFor(B)), /reference the patient in context/);
-    await expect403(await send(token, "POST", "Observation", { resourceType: "Observation", status: "final", code: {} }));
-    await expect403(await send(token, "POST", "Observation", { resourceType: "Condition", subject: { reference: `Patient/${A}` } }));
+    await expect403(await send(token, "POST", "Observation", obsFor(B)), /Observation\.subject names another patient/);
+    await expect403(await send(token, "POST", "Observation", { resourceType: "Observation", status: "final", code: {} }), /reference the patient in context/);
+    // A body of another type than the URL's is bad input, whatever the scopes.
+    const wrongType = await send(token, "POST", "Observation", { resourceType: "Condition", subject: { reference: `Patient/${A}` } });
+    expectOutcome(wrongType.status, 400, wrongType.headers.get("content-type"), await wrongType.text());
+    expect(await upstreamRequests()).toEqual([]);
     // Moving B's resource into A's compartment: the body is fine, the resource there is not A's.
     const move = await send(token, "PUT", `Observation/${bObservation}`, obsFor(A, bObservation));
     expectOutcome(move.status, 403, move.headers.get("content-type"), await move.text());
@@ -158,7 +161,8 @@ describe("writes under patient scopes", () => {
     // The checks fetched B's resource to look at it; the writes themselves never went out.
     expect((await upstreamRequests()).map((r) => `${r.method} ${r.url}`).filter((r) => !r.startsWith("GET "))).toEqual([]);
     await clearUpstream();
-    await expect403(await send(token, "PATCH", `Observation/${own}`, [{ op: "replace", path: "/status", value: "amended" }]), /patch/);
+    const patch = JSON.stringify([{ op: "replace", path: "/status", value: "amended" }]);
+    await expect403(await get(`/secure/fhir/Observation/${own}`, token, { method: "PATCH", body: patch, headers: { "content-type": "application/json-patch+json" } }), /patch/);
 
     expect((await send(token, "PUT", `Observation/${own}`, { ...obsFor(A, own), status: "amended" })).status).toBe(200);
     expect((await send(token, "DELETE", `Observation/${own}`)).status).toBeLessThan(300);
@@ -214,7 +218,7 @@ describe("403s name the missing permission", () => {
     expect(oo.issue[0]?.diagnostics).toContain("requires patient/Condition.s");
     expect(JSON.stringify(oo)).not.toContain(A);
     const v1 = await mint({ scope: "user/Patient.read" });
-    expect((await expect403(await get(`/secure/fhir/Patient`, v1, { method: "POST", body: "{}", headers: { "content-type": "application/fhir+json" } }))).issue[0]?.diagnostics).toContain("requires user/Patient.c");
+    expect((await expect403(await get(`/secure/fhir/Patient`, v1, { method: "POST", body: JSON.stringify({ resourceType: "Patient" }), headers: { "content-type": "application/fhir+json" } }))).issue[0]?.diagnostics).toContain("requires user/Patient.c");
     const metrics = await (await fetch(`${stack().admin}/metrics`)).text();
     expect(metrics).toMatch(/fe_scope_denials_total\{tenant="secure",resource_type="Condition",missing="patient\/Condition.s",mode="enforced"\} [1-9]/);
   });
