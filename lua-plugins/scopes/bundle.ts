@@ -68,6 +68,30 @@ function shapeDenial(c: Classification, resource: unknown): string | undefined {
   return undefined;
 }
 
+type Entry = { request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown }; resource?: unknown } | undefined;
+
+/** One classified entry: scopes first, then its resource and criteria, then the patient's compartment. */
+function entryDenial(i: number, c: Classification, query: string | undefined, e: Entry, id: Identity, rules: AuthzRules, decodeArgs: DecodeArgs, types: LuaTable<string, boolean>): EntryDenial | undefined {
+  const t = c.compartment_type ?? c.resource_type ?? "none";
+  const at = "entry " + tostring(i) + ": ";
+  const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
+  const verdict = authorize(id, c, args, rules);
+  if (verdict !== undefined && "message" in verdict) return { index: i, message: at + verdict.message, missing: verdict.missing ?? verdict.reason, type: t };
+  const shape = shapeDenial(c, e?.resource);
+  if (shape !== undefined) return { index: i, message: at + shape, missing: "bad_entry", type: t };
+  const criteria = criteriaOf(c, query, e?.request?.ifNoneExist);
+  const cdenial = criteria === undefined ? undefined : criteriaDenial(id, c, criteria, decodeArgs, rules);
+  if (cdenial !== undefined) return { index: i, message: at + "its conditional criteria are a search, and " + cdenial, missing: "conditional_criteria", type: t };
+  if (verdict === undefined) return undefined;
+  if ("inject" in verdict) return { index: i, message: at + "the search must name the patient in context", missing: "compartment_no_patient", type: t };
+  if ("response" in verdict) return { index: i, message: at + "this read needs a check of its response; read it directly, not in a Bundle", missing: "bundle_read_check", type: t };
+  // A create carries its resource here; anything that must look at what is already on the
+  // server (update, delete) is sent on its own.
+  const r = e?.resource;
+  if (!verdict.existing && type(r) === "table" && checkWriteBody(r as Record<string, unknown>, verdict.type, verdict.patient, fhir.patient_paths, types)[0] === undefined) return undefined;
+  return { index: i, message: at + "under patient scopes a Bundle may only create resources that keep to the patient's compartment", missing: "compartment_write", type: t };
+}
+
 /**
  * Denied entries (empty: all allowed), or an error message when the body is not a Bundle the
  * gateway can authorize. `decodeArgs` parses a query string (ngx.decode_args in nginx).
@@ -89,7 +113,7 @@ export function authorizeBundle(
   if (entries.length > MAX_ENTRIES) return $multi(undefined, "the Bundle has more than " + tostring(MAX_ENTRIES) + " entries");
   const denied: EntryDenial[] = [];
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as { request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown }; resource?: unknown } | undefined;
+    const e = entries[i] as Entry;
     const method = e?.request?.method;
     const url = e?.request?.url;
     if (typeof method !== "string" || typeof url !== "string" || url === "" || find(url, "://", 1, true)[0] !== undefined) {
@@ -102,35 +126,8 @@ export function authorizeBundle(
       denied.push({ index: i, message: "entry " + tostring(i) + ": not a FHIR interaction (" + (err ?? "invalid") + ")", missing: "bad_entry", type: "none" });
       continue;
     }
-    const t = c.compartment_type ?? c.resource_type ?? "none";
-    const shape = shapeDenial(c, e?.resource);
-    if (shape !== undefined) {
-      denied.push({ index: i, message: "entry " + tostring(i) + ": " + shape, missing: "bad_entry", type: t });
-      continue;
-    }
-    const criteria = criteriaOf(c, query, e?.request?.ifNoneExist);
-    const cdenial = criteria === undefined ? undefined : criteriaDenial(id, c, criteria, decodeArgs, rules);
-    if (cdenial !== undefined) {
-      denied.push({ index: i, message: "entry " + tostring(i) + ": its conditional criteria are a search, and " + cdenial, missing: "conditional_criteria", type: t });
-      continue;
-    }
-    const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
-    const verdict = authorize(id, c, args, rules);
-    if (verdict === undefined) continue;
-    if ("inject" in verdict) {
-      denied.push({ index: i, message: "entry " + tostring(i) + ": the search must name the patient in context", missing: "compartment_no_patient", type: t });
-    } else if ("write" in verdict) {
-      // A create carries its resource here; anything that must look at what is already on
-      // the server (update, delete) is sent on its own.
-      const r = e?.resource;
-      if (verdict.existing || type(r) !== "table" || checkWriteBody(r as Record<string, unknown>, verdict.type, verdict.patient, fhir.patient_paths, types)[0] !== undefined) {
-        denied.push({ index: i, message: "entry " + tostring(i) + ": under patient scopes a Bundle may only create resources that reference the patient in context", missing: "compartment_write", type: t });
-      }
-    } else if ("response" in verdict) {
-      denied.push({ index: i, message: "entry " + tostring(i) + ": this read needs a check of its response; read it directly, not in a Bundle", missing: "bundle_read_check", type: t });
-    } else {
-      denied.push({ index: i, message: "entry " + tostring(i) + ": " + verdict.message, missing: verdict.missing ?? verdict.reason, type: t });
-    }
+    const d = entryDenial(i, c, query, e, id, rules, decodeArgs, types);
+    if (d !== undefined) denied.push(d);
   }
   return $multi(denied, undefined);
 }

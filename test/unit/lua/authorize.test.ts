@@ -71,7 +71,7 @@ const RUN = `function(rows, types, gen)
     local c, err = classify(r.method, "/" .. p, types)
     if c == nil then out[i] = "classify:" .. err else
       if c.interaction == "batch" then
-        local denied, berr = authorizeBundle(q, id, types, parseArgs, { operations = r.ops })
+        local denied, berr = authorizeBundle(require("cjson.safe").decode(q), id, types, parseArgs, { operations = r.ops })
         if denied == nil then out[i] = "bundle-error:" .. berr else
           local parts = {}
           for _, d in ipairs(denied) do parts[#parts + 1] = d.index .. "=" .. d.missing end
@@ -240,16 +240,31 @@ const HAND: Row[] = [
       { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` } }, request: { method: "POST", url: "Observation" } },
       { resource: { resourceType: "Observation", subject: { reference: `Patient/${Q}` } }, request: { method: "POST", url: "Observation" } },
       { request: { method: "POST", url: "Observation" } },
-      { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` } }, request: { method: "PUT", url: "Observation/o1" } },
+      { resource: { resourceType: "Observation", id: "o1", subject: { reference: `Patient/${P}` } }, request: { method: "PUT", url: "Observation/o1" } },
       { request: { method: "DELETE", url: "Observation/o1" } },
+      { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` }, performer: [{ reference: `Patient/${Q}` }] }, request: { method: "POST", url: "Observation" } },
+      { resource: { resourceType: "Observation", subject: { reference: `Patient/${P}` } }, request: { method: "POST", url: "Observation", ifNoneExist: `patient=${Q}` } },
+      { resource: { resourceType: "Condition", subject: { reference: `Patient/${P}` } }, request: { method: "POST", url: "Observation" } },
+      { resource: { resourceType: "Observation", id: "o2", subject: { reference: `Patient/${P}` } }, request: { method: "PUT", url: "Observation/o1" } },
     ] }),
-    expect: "deny-entries:1=compartment_write,2=compartment_write,3=compartment_write,4=compartment_write",
+    expect: "deny-entries:1=compartment_write,2=bad_entry,3=compartment_write,4=compartment_write,5=compartment_write,6=conditional_criteria,7=bad_entry,8=bad_entry",
   },
   {
     scopes: "user/*.cruds",
     method: "POST",
-    url: "?" + JSON.stringify({ resourceType: "Bundle", type: "batch", entry: [{ request: { method: "GET", url: `Observation?patient=${Q}` } }, { request: { method: "PUT", url: "Observation/o1" } }] }),
+    url: "?" + JSON.stringify({ resourceType: "Bundle", type: "batch", entry: [{ request: { method: "GET", url: `Observation?patient=${Q}` } }, { resource: { resourceType: "Observation", id: "o1" }, request: { method: "PUT", url: "Observation/o1" } }] }),
     expect: "allow",
+  },
+  {
+    // Conditional criteria need the search permission too: a create scope alone cannot probe.
+    scopes: "user/*.c user/*.u",
+    method: "POST",
+    url: "?" + JSON.stringify({ resourceType: "Bundle", type: "batch", entry: [
+      { resource: { resourceType: "Observation" }, request: { method: "POST", url: "Observation", ifNoneExist: "identifier=x" } },
+      { resource: { resourceType: "Observation" }, request: { method: "PUT", url: "Observation?identifier=x" } },
+      { resource: { resourceType: "Observation" }, request: { method: "POST", url: "Observation" } },
+    ] }),
+    expect: "deny-entries:0=conditional_criteria,1=conditional_criteria",
   },
   {
     scopes: "user/*.rs",
