@@ -71,6 +71,8 @@ export function codeForStatus(status: number): IssueCode {
   if (status === 405) return "not-supported";
   if (status === 413) return "too-costly";
   if (status === 414 || status === 494) return "too-long";
+  if (status === 501 || status === 505) return "not-supported";
+  if (status >= 495 && status <= 497) return "security";
   if (status === 429) return "throttled";
   if (status === 502 || status === 503) return "transient";
   if (status === 504 || status === 408) return "timeout";
@@ -87,14 +89,20 @@ const STATUS_TEXT: Record<number, string> = {
   404: "No such resource or endpoint.",
   405: "The method is not allowed here.",
   408: "The request took too long to arrive.",
+  411: "The request body needs a Content-Length or chunked transfer encoding.",
   413: "The request body is too large.",
   414: "The request URI is too long.",
   429: "Too many requests.",
   494: "The request headers are too large.",
+  495: "The client certificate could not be verified.",
+  496: "A client certificate is required.",
+  497: "This port speaks HTTPS.",
   500: "The gateway failed to process the request.",
   502: "The upstream FHIR server could not be reached or answered badly.",
   503: "The service is temporarily unavailable.",
   504: "The upstream FHIR server did not answer in time.",
+  501: "The request uses a transfer encoding this gateway does not implement.",
+  505: "The HTTP version is not supported; use HTTP/1.1.",
 };
 
 export function messageForStatus(status: number): string {

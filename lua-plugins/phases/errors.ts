@@ -20,10 +20,13 @@ export function from_nginx(this: void): void {
       return sendProblem({ status: 401, code: "login", message: "The Authorization header is not a single valid bearer token." }, id !== undefined && id !== "" ? id : ngxVar.request_id, CHALLENGE);
     }
   }
-  // 494 is nginx's internal code for oversized request headers; clients get a plain 400.
-  if (status === 494) status = 400;
+  // 494-497 are nginx's internal codes (headers too large, TLS client certificates); clients
+  // get a plain 400 that still says which.
+  const message = messageForStatus(status);
+  const code = codeForStatus(status);
+  if (status >= 494 && status <= 497) status = 400;
   if (status < 400) status = 500;
   const id = ngxVar.fe_request_id;
   const requestId = id !== undefined && id !== "" ? id : ngxVar.request_id;
-  sendProblem({ status, code: codeForStatus(status), message: messageForStatus(status) }, requestId);
+  sendProblem({ status, code, message }, requestId);
 }
