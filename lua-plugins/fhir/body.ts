@@ -25,6 +25,9 @@ const find = string.find;
 const lower = string.lower;
 const match = string.match;
 
+/** Built from bytes: a non-ASCII character in a TS string would reach Lua as UTF-8. */
+const HIGH_BYTE = "[" + string.char(128) + "-" + string.char(255) + "]";
+
 type Rule = "none" | "resource" | "patch" | "bundle" | "form" | "optional";
 type Media = "json" | "json-patch" | "form" | "xml" | "missing" | "other";
 
@@ -106,7 +109,8 @@ function readBody(): LuaMultiReturn<[string, undefined] | [undefined, Refusal]> 
   const body = req.get_body_data();
   if (body === undefined) return $multi(undefined, req.get_body_file() === undefined ? EMPTY : ON_DISK);
   // PCRE checks the whole subject as UTF-8 under "u" and matches nothing when it is not.
-  if (find(body, "[\x80-\xff]") !== undefined && ngx.re.find(body, "^", "ju")[0] === undefined) return $multi(undefined, NOT_UTF8);
+  const [high] = find(body, HIGH_BYTE);
+  if (high !== undefined && ngx.re.find(body, "^", "ju")[0] === undefined) return $multi(undefined, NOT_UTF8);
   return $multi(body, undefined);
 }
 

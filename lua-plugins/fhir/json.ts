@@ -64,6 +64,9 @@ function decodedMembers(v: unknown): number {
 }
 
 export function decodeStrict(body: string): LuaMultiReturn<[unknown, undefined] | [undefined, JsonError]> {
+  // cjson reads a NUL as the end of the text; say what it is.
+  const [nul] = find(body, "%z");
+  if (nul !== undefined) return $multi(undefined, "control_character");
   const [doc, err] = strict.decode(body);
   if (err !== undefined) return $multi(undefined, "syntax");
   const raw = rawMembers(body);

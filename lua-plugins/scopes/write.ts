@@ -53,7 +53,9 @@ function scan(node: unknown, path: readonly string[], i: number, patient: string
     return;
   }
   if (i < path.length) {
+    // An element on the way to a reference that is not an object is no FHIR the check can read.
     if (isTable) scan((node as Json)[path[i]!], path, i + 1, patient, types, s);
+    else if (i > 0) s.error = "unchecked_reference";
     return;
   }
   const kind = refKind(node, patient, types);
