@@ -11,7 +11,7 @@
  * - POST _search: a form (application/x-www-form-urlencoded), or nothing.
  * - POST of an operation: nothing, or FHIR JSON.
  * XML is refused with a 415: the gateway cannot check it. A missing Content-Type on a body
- * is a 415 too.
+ * is a 415 too. Conditional headers are held to their form here, for every tenant.
  *
  * The decoded body is kept on the request state, so the checks after this one parse nothing.
  */
@@ -46,6 +46,9 @@ const WRONG_TYPE = refusal(400, "invalid", "The resourceType of the body does no
 const WRONG_ID = refusal(400, "invalid", "The id of the body does not match the id in the URL (an update must carry it).");
 const NOT_BUNDLE = refusal(400, "invalid", "A POST to the FHIR base must be a batch or transaction Bundle.");
 const PATCH_SHAPE = refusal(400, "invalid", "A JSON Patch is a list of operations, and may not change /id or /resourceType.");
+const BAD_IF_MATCH = refusal(400, "invalid", "If-Match must be an ETag, such as W/\"1\".");
+const IF_NONE_EXIST_ONLY_CREATE = refusal(400, "invalid", "If-None-Exist applies only to create.");
+const NO_CRITERIA = refusal(400, "invalid", "A conditional update, patch or delete needs search criteria in the query.");
 const PATCH_PARAMS = refusal(400, "invalid", "A FHIRPath Patch body is a Parameters resource.");
 const JSON_REFUSAL: Record<JsonError, Refusal> = {
   syntax: refusal(400, "structure", "The request body is not valid JSON, or nests deeper than " + tostring(MAX_DEPTH) + " levels."),
@@ -143,12 +146,32 @@ function shapeRefusal(st: RequestState, doc: Record<string, unknown>, rule: Rule
   return undefined;
 }
 
+/**
+ * The conditional headers of a write, as headers: If-None-Exist only on a create, If-Match an
+ * ETag, and a type-level update, patch or delete with criteria. What the criteria may search
+ * is the scopes' business (scopes/step).
+ */
+function conditionalRefusal(st: RequestState, i: Interaction, id: string | undefined): Refusal | undefined {
+  if (i === "create" || (i !== "update" && i !== "patch" && i !== "delete")) return undefined;
+  if (ngxVar.http_if_none_exist !== undefined) return IF_NONE_EXIST_ONLY_CREATE;
+  const ifMatch = ngxVar.http_if_match;
+  if (ifMatch !== undefined) {
+    const [etag] = match(ifMatch, '^W?/?"[^"]*"$');
+    if (etag === undefined) return BAD_IF_MATCH;
+  }
+  if (id === undefined && (st.args === undefined || st.args === "")) return NO_CRITERIA;
+  return undefined;
+}
+
 export function checkBody(st: RequestState): Verdict {
   const c = st.c;
   if (c === undefined) return OUT_OF_ORDER;
   const method = st.method;
   const has = ngxVar.fe_has_body === "1";
-  if (method === "GET" || method === "HEAD" || method === "DELETE") return has ? NO_BODY : undefined;
+  if (method === "GET" || method === "HEAD") return has ? NO_BODY : undefined;
+  const conditional = conditionalRefusal(st, c.interaction, c.id);
+  if (conditional !== undefined) return conditional;
+  if (method === "DELETE") return has ? NO_BODY : undefined;
   const rule = RULE[c.interaction] ?? "none";
   if (!has) return rule === "form" || rule === "optional" ? undefined : EMPTY;
   if (rule === "none") return NO_BODY;

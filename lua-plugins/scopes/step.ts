@@ -31,9 +31,6 @@ const WRITE_BODY_MESSAGE: Record<WriteBodyError, string> = {
   other_patient: "every compartment reference must name the patient in context, and {path} names another patient",
   unchecked_reference: "every compartment reference must name the patient in context, and {path} holds one the gateway cannot check (use a relative Type/id reference)",
 };
-const BAD_IF_MATCH = refusal(400, "invalid", "If-Match must be an ETag, such as W/\"1\".");
-const IF_NONE_EXIST_ONLY_CREATE = refusal(400, "invalid", "If-None-Exist applies only to create.");
-const NO_CRITERIA = refusal(400, "invalid", "A conditional update, patch or delete needs search criteria in the query.");
 const WRITE_EXISTING = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
 
 function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdict {
@@ -51,17 +48,11 @@ function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdi
 }
 
 /** The search a conditional write runs: If-None-Exist of a create, the query of a type-level update, patch or delete. */
-function criteriaOf(st: RequestState, c: Classification): LuaMultiReturn<[string | undefined, Verdict]> {
+function criteriaOf(st: RequestState, c: Classification): string | undefined {
   const i = c.interaction;
-  if (i !== "create" && i !== "update" && i !== "patch" && i !== "delete") return $multi(undefined, undefined);
-  const ifNoneExist = ngxVar.http_if_none_exist;
-  if (i === "create") return $multi(ifNoneExist, undefined);
-  if (ifNoneExist !== undefined) return $multi(undefined, IF_NONE_EXIST_ONLY_CREATE);
-  const ifMatch = ngxVar.http_if_match;
-  if (ifMatch !== undefined && string.match(ifMatch, '^W?/?"[^"]*"$')[0] === undefined) return $multi(undefined, BAD_IF_MATCH);
-  if (c.id !== undefined) return $multi(undefined, undefined);
-  if (st.args === undefined || st.args === "") return $multi(undefined, NO_CRITERIA);
-  return $multi(st.args, undefined);
+  if (i === "create") return ngxVar.http_if_none_exist;
+  if ((i === "update" || i === "patch" || i === "delete") && c.id === undefined) return st.args;
+  return undefined;
 }
 
 /**
@@ -111,8 +102,7 @@ export function authorizeRequest(st: RequestState): Verdict {
       if (!st.shadow) return refusal(403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
     }
   }
-  const [criteria, bad] = criteriaOf(st, c);
-  if (bad !== undefined) return bad;
+  const criteria = criteriaOf(st, c);
   if (criteria === undefined) return undefined;
   const denied = authorizeCriteria(st, tenant, id, c, criteria);
   if (denied !== undefined) return denied;

@@ -273,6 +273,10 @@ describe("conditional writes are the searches they run", () => {
     await refused(await send(`/secure/fhir/Observation?patient=${B}`, { method: "PUT", token: patientToken, body: obs() }), 403, "conditional update of another patient's");
     await refused(await send(`/secure/fhir/Observation?code=x`, { method: "DELETE", token: patientToken }), 403, "conditional delete naming no patient");
     await refused(await send("/secure/fhir/Observation", { method: "PUT", token: userToken, body: obs() }), 400, "conditional update without criteria", /criteria/);
+    // The headers' form holds on tenants without tokens too.
+    await refused(await send(`/acme/fhir/Observation/${ownObservation}`, { method: "PUT", body: obs({ id: ownObservation }), headers: { "if-none-exist": "code=x" } }), 400, "anonymous If-None-Exist on an update");
+    await refused(await send(`/acme/fhir/Observation/${ownObservation}`, { method: "DELETE", headers: { "if-match": "*" } }), 400, "anonymous If-Match that is not an ETag");
+    await refused(await send("/acme/fhir/Observation", { method: "DELETE" }), 400, "anonymous conditional delete without criteria");
     // Without the search permission, criteria cannot be used to probe.
     const createOnly = await mint({ scope: "user/Observation.cu" });
     await refused(await create("code=1234-5", createOnly), 403, "If-None-Exist without s", /Observation\.s/);
