@@ -156,7 +156,8 @@ function conditionalRefusal(st: RequestState, i: Interaction, id: string | undef
   if (ngxVar.http_if_none_exist !== undefined) return IF_NONE_EXIST_ONLY_CREATE;
   const ifMatch = ngxVar.http_if_match;
   if (ifMatch !== undefined) {
-    const [etag] = match(ifMatch, '^W?/?"[^"]*"$');
+    const opaque = string.sub(ifMatch, 1, 2) === "W/" ? string.sub(ifMatch, 3) : ifMatch;
+    const [etag] = match(opaque, '^"[^"]*"$');
     if (etag === undefined) return BAD_IF_MATCH;
   }
   if (id === undefined && (st.args === undefined || st.args === "")) return NO_CRITERIA;

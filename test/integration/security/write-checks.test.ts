@@ -276,6 +276,7 @@ describe("conditional writes are the searches they run", () => {
     // The headers' form holds on tenants without tokens too.
     await refused(await send(`/acme/fhir/Observation/${ownObservation}`, { method: "PUT", body: obs({ id: ownObservation }), headers: { "if-none-exist": "code=x" } }), 400, "anonymous If-None-Exist on an update");
     await refused(await send(`/acme/fhir/Observation/${ownObservation}`, { method: "DELETE", headers: { "if-match": "*" } }), 400, "anonymous If-Match that is not an ETag");
+    await refused(await send(`/acme/fhir/Observation/${ownObservation}`, { method: "DELETE", headers: { "if-match": '/"1"' } }), 400, "anonymous If-Match with a stray slash");
     await refused(await send("/acme/fhir/Observation", { method: "DELETE" }), 400, "anonymous conditional delete without criteria");
     // Without the search permission, criteria cannot be used to probe.
     const createOnly = await mint({ scope: "user/Observation.cu" });
