@@ -311,3 +311,19 @@ function compartmentVerdict(c: Classification, type: string, patient: string, gr
   // A JSON or FHIRPath patch cannot be checked for what it does to the compartment references.
   return denial("compartment_patch", "patch is not allowed under patient scopes; use update");
 }
+
+/** Parses a query string (ngx.decode_args in nginx). */
+export type DecodeArgs = (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * Why a conditional write's criteria (If-None-Exist, a conditional URL's query) are not
+ * allowed, or undefined: they are authorized as a search of the write's type, and under
+ * patient scopes must name the patient themselves (`rules` should refuse, not inject).
+ */
+export function criteriaDenial(id: Identity, c: Classification, criteria: string, decodeArgs: DecodeArgs, rules: AuthzRules): string | undefined {
+  const search: Classification = { interaction: "search-type", resource_type: c.resource_type, id: undefined, version_id: undefined, operation: undefined, compartment_type: undefined, cost: c.cost, public: false };
+  const v = authorize(id, search, () => toSearchArgs(decodeArgs(criteria)), rules);
+  if (v === undefined || "response" in v) return undefined;
+  if ("message" in v) return v.message;
+  return "the search must name the patient in context, and only that patient";
+}

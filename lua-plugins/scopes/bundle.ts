@@ -13,7 +13,7 @@
 import type { Identity } from "../auth/cache";
 import { classify, type Classification } from "../fhir/classify";
 import * as fhir from "../generated/fhir_r4";
-import { authorize, toSearchArgs, type AuthzRules } from "./authorize";
+import { authorize, criteriaDenial, toSearchArgs, type AuthzRules, type DecodeArgs } from "./authorize";
 import { checkWriteBody } from "./write";
 import type { SearchArgs } from "./compartment";
 
@@ -40,22 +40,11 @@ function splitUrl(url: string): LuaMultiReturn<[string, string | undefined]> {
   return $multi(sub(path, 1, 1) === "/" ? path : "/" + path, query);
 }
 
-type DecodeArgs = (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>;
-
 /** The search an entry's criteria run, or undefined when it has none. */
 function criteriaOf(c: Classification, query: string | undefined, ifNoneExist: unknown): string | undefined {
   if (c.interaction === "create") return typeof ifNoneExist === "string" ? ifNoneExist : undefined;
   if ((c.interaction === "update" || c.interaction === "patch" || c.interaction === "delete") && c.id === undefined) return query ?? "";
   return undefined;
-}
-
-/** Why an entry's criteria are not allowed, or undefined. */
-function criteriaDenial(id: Identity, c: Classification, criteria: string, decodeArgs: DecodeArgs, rules: AuthzRules): string | undefined {
-  const search: Classification = { interaction: "search-type", resource_type: c.resource_type, id: undefined, version_id: undefined, operation: undefined, compartment_type: undefined, cost: c.cost, public: false };
-  const v = authorize(id, search, () => toSearchArgs(decodeArgs(criteria)), rules);
-  if (v === undefined || "response" in v) return undefined;
-  if ("message" in v) return v.message;
-  return "the search must name the patient in context, and only that patient";
 }
 
 /** Why an entry's resource does not fit its request, or undefined. */

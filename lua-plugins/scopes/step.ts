@@ -13,15 +13,16 @@ import type { TenantIR } from "../generated/policy";
 import type { Identity } from "../auth/cache";
 import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
-import { authorize, SEARCHES, toSearchArgs, type AuthzRules, type WriteCheck } from "./authorize";
+import { authorize, criteriaDenial, SEARCHES, type AuthzRules, type WriteCheck } from "./authorize";
 import { authorizeBundle } from "./bundle";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
-import type { SearchArgs } from "./compartment";
 import { checkWriteBody, type WriteBodyError } from "./write";
 import type { Classification } from "../fhir/classify";
 
 const req = ngx.req;
 const ngxVar = ngx.var;
+/** At most this many criteria parameters are read, as for a search's query. */
+const decodeArgs = (q: string): ReturnType<typeof ngx.decode_args> => ngx.decode_args(q, 100);
 
 const WRITE_BODY = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
 const WRITE_BODY_MESSAGE: Record<WriteBodyError, string> = {
@@ -61,21 +62,9 @@ function criteriaOf(st: RequestState, c: Classification): string | undefined {
  * they must name the patient in context (nothing is injected into them).
  */
 function authorizeCriteria(st: RequestState, tenant: TenantIR, id: Identity, c: Classification, criteria: string): Verdict {
-  const search: Classification = {
-    interaction: "search-type",
-    resource_type: c.resource_type,
-    id: undefined,
-    version_id: undefined,
-    operation: undefined,
-    compartment_type: undefined,
-    cost: c.cost,
-    public: false,
-  };
   const rules: AuthzRules = { operations: tenant.operations, compartment_search: "refuse", compartment_for: tenant.compartment_for, reject_invalid_scopes: tenant.reject_invalid_scopes };
-  const args = (): SearchArgs => toSearchArgs(ngx.decode_args(criteria, 100));
-  const verdict = authorize(id, search, args, rules);
-  if (verdict === undefined || "response" in verdict) return undefined;
-  const message = "inject" in verdict ? "the search must name the patient in context, and only that patient" : "message" in verdict ? verdict.message : "not allowed";
+  const message = criteriaDenial(id, c, criteria, decodeArgs, rules);
+  if (message === undefined) return undefined;
   countScopeDenial(tenant.id, c.resource_type ?? "none", "conditional_criteria", st.shadow);
   if (st.shadow) return undefined;
   return refusal(403, "forbidden", "Not allowed by the token's scopes: the conditional criteria of this write are a search, and " + message + ".");
