@@ -12,6 +12,7 @@ import ts from "typescript";
 import * as tstl from "typescript-to-lua";
 import { diag, type Diagnostic } from "../diagnostics.ts";
 import { ALLOW_HINT, lualibCheck, type LualibFinding } from "./lualib-policy.ts";
+import { multiReturnFindings, type MultiReturnFinding } from "./multireturn-check.ts";
 
 export interface PluginBuild {
   /** Hash of the inputs; names the cache directory. */
@@ -34,7 +35,7 @@ function listFiles(dir: string, base = dir): string[] {
 }
 
 // The check's own sources are inputs too: a cache entry accepted by an older check is not reused.
-const CHECK_SOURCES = ["./plugins.ts", "./lualib-policy.ts"].map((f) => fileURLToPath(new URL(f, import.meta.url)));
+const CHECK_SOURCES = ["./plugins.ts", "./lualib-policy.ts", "./multireturn-check.ts"].map((f) => fileURLToPath(new URL(f, import.meta.url)));
 
 /** Hash over plugin sources, tsconfig.lua.json, the TSTL/TypeScript versions and the lualib check. */
 export function pluginSourcesHash(repoRoot: string): string {
@@ -93,16 +94,26 @@ function lualibDiagnostic(f: LualibFinding, repoRoot: string): Diagnostic {
   return diag("FE3101", where, `${what}: ${f.rule.reason}`, `${f.rule.hint}; ${ALLOW_HINT}`);
 }
 
+function multiReturnDiagnostic(f: MultiReturnFinding, repoRoot: string): Diagnostic {
+  const file = path.relative(repoRoot, f.file).split(path.sep).join("/");
+  return diag(
+    "FE3102",
+    `${file}:${f.line}:${f.column}`,
+    "a multiple-return call compared as one value: TSTL packs its values into a table, so the comparison is always the same",
+    "destructure the first value: const [i] = find(s, p); if (i !== undefined) ...",
+  );
+}
+
 /**
- * TSTL on `program`, as `tstl.transpileProject` runs it, plus the lualib check on every
- * module. Returns the errors; output goes through `writeFile` (the program's outDir by default).
+ * TSTL on `program`, as `tstl.transpileProject` runs it, plus the lualib check (FE3101) and
+ * the multiple-return comparison check (FE3102) on every module. Returns the errors; output goes through `writeFile` (the program's outDir by default).
  */
 export function transpilePlugins(program: ts.Program, repoRoot: string, writeFile?: ts.WriteFileCallback): readonly Diagnostic[] {
   const check = lualibCheck();
   const emitted = new tstl.Transpiler().emit({ program, plugins: [check.plugin], ...(writeFile === undefined ? {} : { writeFile }) });
   const all = ts.sortAndDeduplicateDiagnostics([...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics]);
   const errors = all.filter((d) => d.category === ts.DiagnosticCategory.Error).map((d) => toDiagnostic(d, repoRoot));
-  return [...errors, ...check.findings().map((f) => lualibDiagnostic(f, repoRoot))];
+  return [...errors, ...check.findings().map((f) => lualibDiagnostic(f, repoRoot)), ...multiReturnFindings(program).map((f) => multiReturnDiagnostic(f, repoRoot))];
 }
 
 /** Compiles (or finds in the cache) the runtime plugins of the repo at `repoRoot`. */
