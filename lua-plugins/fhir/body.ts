@@ -45,7 +45,8 @@ const NOT_PATCH = refusal(415, "not-supported", "A patch body must be applicatio
 const WRONG_TYPE = refusal(400, "invalid", "The resourceType of the body does not match the resource type in the URL.");
 const WRONG_ID = refusal(400, "invalid", "The id of the body does not match the id in the URL (an update must carry it).");
 const NOT_BUNDLE = refusal(400, "invalid", "A POST to the FHIR base must be a batch or transaction Bundle.");
-const PATCH_SHAPE = refusal(400, "invalid", "A JSON Patch is a list of operations, and may not change /id or /resourceType.");
+const PATCH_SHAPE = refusal(400, "invalid", "A JSON Patch is a list of operations, and may not replace the document or change /id or /resourceType.");
+const TWO_TYPES = refusal(400, "invalid", "The request has more than one Content-Type header.");
 const BAD_IF_MATCH = refusal(400, "invalid", "If-Match must be an ETag, such as W/\"1\".");
 const IF_NONE_EXIST_ONLY_CREATE = refusal(400, "invalid", "If-None-Exist applies only to create.");
 const NO_CRITERIA = refusal(400, "invalid", "A conditional update, patch or delete needs search criteria in the query.");
@@ -80,7 +81,7 @@ const MEDIA: Record<string, Media> = {
   "text/xml": "xml",
 };
 
-/** The media type, when its parameters are ones the gateway reads right: UTF-8, FHIR R4. */
+/** The media type, when every parameter is one the gateway reads right: UTF-8, FHIR R4. */
 function mediaOf(header: string | undefined): Media {
   if (header === undefined || header === "") return "missing";
   const h = lower(header);
@@ -89,10 +90,16 @@ function mediaOf(header: string | undefined): Media {
   const m = base === undefined ? undefined : MEDIA[base];
   if (m === undefined) return "other";
   if (semi === undefined) return m;
-  for (const [name, value] of string.gmatch(string.sub(h, semi), ';%s*([%w%-]+)%s*=%s*"?([^;"]*)"?%s*')) {
-    if (name === "charset" && value !== "utf-8") return "other";
-    if (name === "fhirversion" && string.sub(value ?? "", 1, 3) !== "4.0") return "other";
-    if (name !== "charset" && name !== "fhirversion") return "other";
+  // Each `;` starts one parameter, and each must be one of the two, whole: anything the
+  // pattern cannot read (no value, another name, stray characters) is refused, not skipped.
+  for (const [param] of string.gmatch(string.sub(h, semi + 1) + ";", "([^;]*);")) {
+    const [name, value] = match(param ?? "", '^%s*([%w%-]+)%s*=%s*"?([^";%s]*)"?%s*$');
+    if (name === "charset" && value === "utf-8") continue;
+    if (name === "fhirversion" && value !== undefined) {
+      const [r4] = match(value, "^4%.0[%.%d]*$");
+      if (r4 !== undefined) continue;
+    }
+    return "other";
   }
   return m;
 }
@@ -117,16 +124,25 @@ function readBody(): LuaMultiReturn<[string, undefined] | [undefined, Refusal]> 
   return $multi(body, undefined);
 }
 
+/** A JSON Pointer a patch may not write or move: the root, or anything at or below /id or /resourceType. */
+function protectedPointer(p: unknown): boolean {
+  if (typeof p !== "string") return false;
+  if (p === "") return true;
+  const [root] = match(p, "^/([^/]*)");
+  return root === "id" || root === "resourceType";
+}
+
 function patchRefusal(doc: Record<string, unknown>, m: Media): Refusal | undefined {
   if (m !== "json-patch") return doc["resourceType"] === "Parameters" ? undefined : PATCH_PARAMS;
   const ops = doc as unknown as unknown[];
   if (ops[0] === undefined) return PATCH_SHAPE;
   for (const op of ops) {
     if (type(op) !== "table") return PATCH_SHAPE;
-    const path = (op as Record<string, unknown>)["path"];
-    if (typeof path !== "string") return PATCH_SHAPE;
-    const [root] = match(path, "^/([^/]*)");
-    if (root === "id" || root === "resourceType") return PATCH_SHAPE;
+    const o = op as Record<string, unknown>;
+    if (typeof o["path"] !== "string" || protectedPointer(o["path"])) return PATCH_SHAPE;
+    // A move takes its value away from `from`; a copy reading the root is a document swap too.
+    if (o["op"] === "move" && protectedPointer(o["from"])) return PATCH_SHAPE;
+    if (o["op"] === "copy" && o["from"] === "") return PATCH_SHAPE;
   }
   return undefined;
 }
@@ -176,6 +192,9 @@ export function checkBody(st: RequestState): Verdict {
   const rule = RULE[c.interaction] ?? "none";
   if (!has) return rule === "form" || rule === "optional" ? undefined : EMPTY;
   if (rule === "none") return NO_BODY;
+  // nginx reads the first of two Content-Type headers; an upstream may read the other.
+  const [headers] = req.get_headers(100);
+  if (type(headers["content-type"]) === "table") return TWO_TYPES;
   const m = mediaOf(ngxVar.http_content_type);
   const bad = mediaRefusal(m, rule);
   if (bad !== undefined) return bad;

@@ -45,3 +45,22 @@ export function rawRequest(port: number, head: string | Buffer, body = "", timeo
 export function head(requestLine: string, headers: readonly string[] = ["Host: 127.0.0.1"]): string {
   return [requestLine, ...headers, "Connection: close", "", ""].join("\r\n");
 }
+
+/**
+ * A raw request's status, Content-Type and body, with an HTTP/1.1 chunked answer put back
+ * together (the raw client reads to EOF and keeps the chunk framing).
+ */
+export async function rawDechunked(port: number, request: string | Buffer, body?: string): Promise<{ status: number; ctype: string | undefined; body: string }> {
+  const res = await rawRequest(port, request, body);
+  if (res.headers["transfer-encoding"] !== "chunked") return { status: res.status, ctype: res.headers["content-type"], body: res.body };
+  let rest = res.body;
+  let out = "";
+  for (;;) {
+    const nl = rest.indexOf("\r\n");
+    const size = parseInt(rest.slice(0, nl), 16);
+    if (!(size > 0)) break;
+    out += rest.slice(nl + 2, nl + 2 + size);
+    rest = rest.slice(nl + 2 + size + 2);
+  }
+  return { status: res.status, ctype: res.headers["content-type"], body: out };
+}

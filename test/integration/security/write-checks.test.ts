@@ -10,7 +10,7 @@ import { beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mint } from "../../harness/authz-client.ts";
 import { clearUpstream, seededPatients, stack, upstreamRequests } from "../../harness/env.ts";
 import { expectOutcome, type OperationOutcome } from "../../harness/fhir.ts";
-import { head, rawRequest } from "../../harness/raw-http.ts";
+import { head, rawDechunked, rawRequest } from "../../harness/raw-http.ts";
 
 const FHIR_JSON = "application/fhir+json";
 
@@ -54,21 +54,7 @@ async function refused(res: Response, status: number, name: string, diagnostics?
   return oo;
 }
 
-/** An HTTP/1.1 request gets a chunked answer; the raw client reads bytes until EOF. */
-async function raw(request: string, body?: string): Promise<{ status: number; ctype: string | undefined; body: string }> {
-  const res = await rawRequest(stack().gatewayPort, request, body);
-  if (res.headers["transfer-encoding"] !== "chunked") return { status: res.status, ctype: res.headers["content-type"], body: res.body };
-  let rest = res.body;
-  let out = "";
-  for (;;) {
-    const nl = rest.indexOf("\r\n");
-    const size = parseInt(rest.slice(0, nl), 16);
-    if (!(size > 0)) break;
-    out += rest.slice(nl + 2, nl + 2 + size);
-    rest = rest.slice(nl + 2 + size + 2);
-  }
-  return { status: res.status, ctype: res.headers["content-type"], body: out };
-}
+const raw = (request: string | Buffer, body?: string): ReturnType<typeof rawDechunked> => rawDechunked(stack().gatewayPort, request, body);
 
 const obs = (over: Record<string, unknown> = {}): Record<string, unknown> => ({ resourceType: "Observation", status: "final", code: { text: "note" }, subject: { reference: `Patient/${A}` }, ...over });
 
@@ -83,46 +69,7 @@ beforeAll(async () => {
 
 beforeEach(clearUpstream);
 
-describe("Content-Type of a write body", () => {
-  const NOT_JSON = [
-    "text/plain",
-    "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x",
-    "application/octet-stream",
-    "text/html",
-    "application/javascript",
-    "image/png",
-    "text/json",
-    "application/json-patch+json",
-    "application/fhir+json; charset=latin1",
-    "application/fhir+json; fhirVersion=3.0",
-    "application/fhir+json; foo=bar",
-    "application/ndjson",
-  ];
-  const XML = ["application/fhir+xml", "application/xml", "text/xml", "application/xml+fhir"];
-
-  it("refuses 13 non-JSON types, 4 XML types and a missing one with a 415, on a token tenant and an anonymous one", async () => {
-    for (const [tenant, token] of [["secure", userToken], ["acme", undefined]] as const) {
-      for (const ctype of NOT_JSON) await refused(await send(`/${tenant}/fhir/Observation`, { token, body: obs(), ctype }), 415, `${tenant} ${ctype}`, /FHIR JSON|Content-Type/);
-      for (const ctype of XML) await refused(await send(`/${tenant}/fhir/Observation`, { token, body: obs(), ctype }), 415, `${tenant} ${ctype}`, /XML/);
-      // fetch adds text/plain to a string body; only a raw request can leave the header out.
-      const auth = token === undefined ? [] : [`Authorization: Bearer ${token}`];
-      const bare = await raw(head(`POST /${tenant}/fhir/Observation HTTP/1.0`, ["Host: 127.0.0.1", ...auth, `Content-Length: ${JSON.stringify(obs()).length}`]), JSON.stringify(obs()));
-      const oo = expectOutcome(bare.status, 415, bare.ctype, bare.body);
-      expect(oo.issue[0]?.diagnostics).toMatch(/no Content-Type/);
-      expect(await writesSeen()).toEqual([]);
-      await refused(await send(`/${tenant}/fhir/Observation/${ownObservation}`, { method: "PUT", token, body: obs({ id: ownObservation }), ctype: "text/plain" }), 415, `${tenant} PUT text/plain`);
-      await refused(await send(`/${tenant}/fhir/`, { token, body: { resourceType: "Bundle", type: "batch", entry: [] }, ctype: "text/plain" }), 415, `${tenant} Bundle text/plain`);
-    }
-  });
-
-  it("accepts the FHIR JSON types clients send", async () => {
-    for (const ctype of ["application/fhir+json", "application/json", "application/json+fhir", "application/fhir+json; charset=UTF-8", "application/fhir+json; fhirVersion=4.0"]) {
-      expect((await send("/secure/fhir/Observation", { token: userToken, body: obs(), ctype })).status, ctype).toBe(201);
-    }
-    expect(await writesSeen()).toHaveLength(5);
-  });
-});
+// Content-Types, family by family and per caller, are in write-bodies.test.ts.
 
 describe("bodies where none belongs, and other body kinds", () => {
   it("refuses a body on GET, HEAD and DELETE (400)", async () => {
