@@ -36,8 +36,9 @@ export function rawRequest(port: number, head: string | Buffer, body = "", timeo
       }
       resolve({ status, headers, body: split < 0 ? "" : raw.slice(split + 4), raw });
     });
-    sock.write(head);
-    if (body !== "") sock.write(body);
+    // One write: when nginx refuses from the headers alone (501, 400) and closes, a body still
+    // on its way would make the kernel answer it with a reset, and the response would be lost.
+    sock.write(body === "" ? head : Buffer.concat([Buffer.from(head), Buffer.from(body)]));
   });
 }
 
