@@ -16,7 +16,7 @@
  * The decoded body is kept on the request state, so the checks after this one parse nothing.
  */
 import { OUT_OF_ORDER, refusal, type Refusal, type RequestState, type Verdict } from "../core/request";
-import type { Interaction } from "./classify";
+import type { Classification, Interaction } from "./classify";
 import { decodeStrict, MAX_DEPTH, type JsonError } from "./json";
 
 const ngxVar = ngx.var;
@@ -147,8 +147,7 @@ function patchRefusal(doc: Record<string, unknown>, m: Media): Refusal | undefin
   return undefined;
 }
 
-function shapeRefusal(st: RequestState, doc: Record<string, unknown>, rule: Rule, m: Media): Refusal | undefined {
-  const c = st.c!;
+function shapeRefusal(c: Classification, doc: Record<string, unknown>, rule: Rule, m: Media): Refusal | undefined {
   if (rule === "resource") {
     if (doc["resourceType"] !== c.resource_type) return WRONG_TYPE;
     if (c.interaction === "update" && c.id !== undefined && doc["id"] !== c.id) return WRONG_ID;
@@ -168,7 +167,7 @@ function shapeRefusal(st: RequestState, doc: Record<string, unknown>, rule: Rule
  * is the scopes' business (scopes/step).
  */
 function conditionalRefusal(st: RequestState, i: Interaction, id: string | undefined): Refusal | undefined {
-  if (i === "create" || (i !== "update" && i !== "patch" && i !== "delete")) return undefined;
+  if (i !== "update" && i !== "patch" && i !== "delete") return undefined;
   if (ngxVar.http_if_none_exist !== undefined) return IF_NONE_EXIST_ONLY_CREATE;
   const ifMatch = ngxVar.http_if_match;
   if (ifMatch !== undefined) {
@@ -204,7 +203,7 @@ export function checkBody(st: RequestState): Verdict {
   const [doc, jerr] = decodeStrict(body);
   if (jerr !== undefined) return JSON_REFUSAL[jerr];
   if (type(doc) !== "table") return NOT_OBJECT;
-  const shape = shapeRefusal(st, doc as Record<string, unknown>, rule, m);
+  const shape = shapeRefusal(c, doc as Record<string, unknown>, rule, m);
   if (shape !== undefined) return shape;
   st.doc = doc as Record<string, unknown>;
   return undefined;

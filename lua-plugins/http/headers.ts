@@ -31,7 +31,7 @@ interface LuaNgx {
 
 const C = ffi.C as LuaNgx;
 /** nginx's own bound on headers handed to Lua; more is refused like a bad name. */
-const MAX_HEADERS = 100;
+export const MAX_HEADERS = 100;
 const eltArray = ffi.typeof("ngx_http_lua_ffi_table_elt_t[?]");
 const buf = eltArray(MAX_HEADERS) as unknown as LuaTable<number, TableElt>;
 const truncated = ffi.typeof("int[1]")();

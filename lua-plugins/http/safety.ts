@@ -7,7 +7,7 @@ import { refusal, type RequestState, type Verdict } from "../core/request";
 import { isSupportedMethod } from "../fhir/classify";
 import { normalizeHost } from "../routing/tenant";
 import { checkPath, checkQuery, splitTarget } from "./uri";
-import { checkHeaderNames } from "./headers";
+import { checkHeaderNames, MAX_HEADERS } from "./headers";
 
 /** Longest request target accepted (nginx's header buffers are larger, for long tokens). */
 const MAX_URI = 8192;
@@ -20,7 +20,7 @@ const BAD_QUERY = refusal(400, "invalid", "The query string holds a NUL or contr
 const BAD_METHOD = refusal(405, "not-supported", "The method is not supported by this FHIR gateway.", ALLOW);
 const BAD_HOST = refusal(400, "invalid", "The Host header is malformed.");
 const BAD_HEADER_NAME = refusal(400, "invalid", "A request header name holds a character other than letters, digits and '-'.");
-const TOO_MANY_HEADERS = refusal(400, "invalid", "The request has more than 100 headers.");
+const TOO_MANY_HEADERS = refusal(400, "invalid", "The request has more than " + tostring(MAX_HEADERS) + " headers.");
 
 const ngxVar = ngx.var;
 

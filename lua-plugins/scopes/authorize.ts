@@ -312,6 +312,22 @@ function compartmentVerdict(c: Classification, type: string, patient: string, gr
   return denial("compartment_patch", "patch is not allowed under patient scopes; use update");
 }
 
+/** The same rules, with a compartment search that names no patient refused rather than given one. */
+export function refusing(rules: AuthzRules): AuthzRules {
+  return { operations: rules.operations, compartment_search: "refuse", compartment_for: rules.compartment_for, reject_invalid_scopes: rules.reject_invalid_scopes };
+}
+
+/**
+ * The search a conditional write runs, or undefined when it is not one: a create's
+ * If-None-Exist, or the query of a type-level update, patch or delete ("" without one).
+ */
+export function criteriaOf(c: Classification, query: string | undefined, ifNoneExist: unknown): string | undefined {
+  const i = c.interaction;
+  if (i === "create") return typeof ifNoneExist === "string" ? ifNoneExist : undefined;
+  if ((i === "update" || i === "patch" || i === "delete") && c.id === undefined) return query ?? "";
+  return undefined;
+}
+
 /** Parses a query string (ngx.decode_args in nginx). */
 export type DecodeArgs = (this: void, q: string) => Record<string, string | boolean | (string | boolean)[] | undefined>;
 

@@ -13,7 +13,7 @@
 import type { Identity } from "../auth/cache";
 import { classify, type Classification } from "../fhir/classify";
 import * as fhir from "../generated/fhir_r4";
-import { authorize, criteriaDenial, toSearchArgs, type AuthzRules, type DecodeArgs } from "./authorize";
+import { authorize, criteriaDenial, criteriaOf, refusing, toSearchArgs, type AuthzRules, type DecodeArgs } from "./authorize";
 import { checkWriteBody } from "./write";
 import type { SearchArgs } from "./compartment";
 
@@ -38,13 +38,6 @@ function splitUrl(url: string): LuaMultiReturn<[string, string | undefined]> {
   const path = q === undefined ? url : sub(url, 1, q - 1);
   const query = q === undefined ? undefined : sub(url, q + 1);
   return $multi(sub(path, 1, 1) === "/" ? path : "/" + path, query);
-}
-
-/** The search an entry's criteria run, or undefined when it has none. */
-function criteriaOf(c: Classification, query: string | undefined, ifNoneExist: unknown): string | undefined {
-  if (c.interaction === "create") return typeof ifNoneExist === "string" ? ifNoneExist : undefined;
-  if ((c.interaction === "update" || c.interaction === "patch" || c.interaction === "delete") && c.id === undefined) return query ?? "";
-  return undefined;
 }
 
 /** Why an entry's resource does not fit its request, or undefined. */
@@ -93,7 +86,7 @@ export function authorizeBundle(
   tenantRules: AuthzRules,
 ): BundleVerdict {
   // Inside a Bundle a compartment search must name the patient itself: nothing is injected.
-  const rules: AuthzRules = { operations: tenantRules.operations, compartment_search: "refuse", compartment_for: tenantRules.compartment_for, reject_invalid_scopes: tenantRules.reject_invalid_scopes };
+  const rules = refusing(tenantRules);
   if (type(doc) !== "table") return $multi(undefined, "the body is not JSON");
   const b = doc as { resourceType?: unknown; type?: unknown; entry?: unknown };
   if (b.resourceType !== "Bundle" || (b.type !== "batch" && b.type !== "transaction")) return $multi(undefined, "the body is not a batch or transaction Bundle");

@@ -13,7 +13,7 @@ import type { TenantIR } from "../generated/policy";
 import type { Identity } from "../auth/cache";
 import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
-import { authorize, criteriaDenial, SEARCHES, type AuthzRules, type WriteCheck } from "./authorize";
+import { authorize, criteriaDenial, criteriaOf, refusing, SEARCHES, type WriteCheck } from "./authorize";
 import { authorizeBundle } from "./bundle";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
 import { checkWriteBody, type WriteBodyError } from "./write";
@@ -21,10 +21,7 @@ import type { Classification } from "../fhir/classify";
 
 const req = ngx.req;
 const ngxVar = ngx.var;
-/** At most this many criteria parameters are read, as for a search's query. */
-const decodeArgs = (q: string): ReturnType<typeof ngx.decode_args> => ngx.decode_args(q, 100);
 
-const WRITE_BODY = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource must reference the patient in context.");
 const WRITE_BODY_MESSAGE: Record<WriteBodyError, string> = {
   wrong_type: "the resource must reference the patient in context",
   not_patient: "the Patient resource must be the patient in context",
@@ -48,22 +45,13 @@ function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdi
   return { status: 403, code: "forbidden", message: "", issues };
 }
 
-/** The search a conditional write runs: If-None-Exist of a create, the query of a type-level update, patch or delete. */
-function criteriaOf(st: RequestState, c: Classification): string | undefined {
-  const i = c.interaction;
-  if (i === "create") return ngxVar.http_if_none_exist;
-  if ((i === "update" || i === "patch" || i === "delete") && c.id === undefined) return st.args;
-  return undefined;
-}
-
 /**
  * A conditional write's criteria are a search of its type, and reveal what it matches (a 200
  * instead of a 201): checked as that search, with the same scopes, and under patient scopes
  * they must name the patient in context (nothing is injected into them).
  */
 function authorizeCriteria(st: RequestState, tenant: TenantIR, id: Identity, c: Classification, criteria: string): Verdict {
-  const rules: AuthzRules = { operations: tenant.operations, compartment_search: "refuse", compartment_for: tenant.compartment_for, reject_invalid_scopes: tenant.reject_invalid_scopes };
-  const message = criteriaDenial(id, c, criteria, decodeArgs, rules);
+  const message = criteriaDenial(id, c, criteria, ngx.decode_args, refusing(tenant));
   if (message === undefined) return undefined;
   countScopeDenial(tenant.id, c.resource_type ?? "none", "conditional_criteria", st.shadow);
   if (st.shadow) return undefined;
@@ -91,7 +79,9 @@ export function authorizeRequest(st: RequestState): Verdict {
       if (!st.shadow) return refusal(403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
     }
   }
-  const criteria = criteriaOf(st, c);
+  // Only a create reads If-None-Exist: no header lookup for the reads on the hot path.
+  const ifNoneExist = c.interaction === "create" ? ngxVar.http_if_none_exist : undefined;
+  const criteria = criteriaOf(c, st.args, ifNoneExist);
   if (criteria === undefined) return undefined;
   const denied = authorizeCriteria(st, tenant, id, c, criteria);
   if (denied !== undefined) return denied;
@@ -115,13 +105,13 @@ export function checkWrite(st: RequestState): Verdict {
   const tenant = st.tenant;
   if (tenant === undefined) return OUT_OF_ORDER;
   if (w.body) {
+    // fhir/body decoded it: a create or update does not get here without one.
     const doc = st.doc;
-    let err: WriteBodyError | undefined = "no_patient";
-    let path: string | undefined;
-    if (doc !== undefined) [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
+    if (doc === undefined) return OUT_OF_ORDER;
+    const [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
     if (err !== undefined) {
       countScopeDenial(tenant.id, w.type, "compartment_write_body", st.shadow);
-      if (!st.shadow) return doc === undefined ? WRITE_BODY : writeBodyRefusal(err, path, w.type);
+      if (!st.shadow) return writeBodyRefusal(err, path, w.type);
     }
   }
   if (!w.existing) return undefined;
