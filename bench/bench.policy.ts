@@ -28,7 +28,7 @@ export default definePolicy({
       operations: [{ name: "$expand", permission: "r" }],
       routes: routes([
         { id: "no-system-export", match: { interactions: ["operation-system"], operations: ["$export"] }, action: "deny" },
-        { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: "high" },
+        { id: "obs-search", match: { interactions: ["search-type"], resourceTypes: ["Observation"] }, cost: 8 },
       ]),
     },
     {
@@ -39,7 +39,7 @@ export default definePolicy({
       ...access,
       // The export scenario's status polls; the kick-off itself needs system/*.rs.
       operations: [{ name: "$export-poll-status", permission: "r" }],
-      routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: "high" }]),
+      routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: 8 }]),
     },
   ],
 });

@@ -2,7 +2,7 @@
  * The IR: the only thing the Lua runtime knows about a policy (docs/internals.md). Plain JSON,
  * snake_case so Lua reads it as is, every default applied, nothing optional but explicit nulls.
  */
-import { BUILTIN_STRIP_HEADERS, DEFAULTS, type CostClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
+import { BUILTIN_STRIP_HEADERS, DEFAULTS, type BudgetKey, type BudgetProps, type CostProps, type InteractionClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
 
 export interface PolicyIR {
   ir_version: 1;
@@ -13,6 +13,7 @@ export interface PolicyIR {
   strip_headers: string[];
   request_id: { header: string; pattern: string };
   limits: { max_body_bytes: number };
+  ratelimit: RateLimitIR;
   metrics: { max_series: number };
   token_cache: { short_s: number; long_s: number; negative_s: number };
   issuers: IssuerIR[];
@@ -81,6 +82,54 @@ export interface TenantIR {
   compartment_for: Record<string, boolean>;
   reject_invalid_scopes: boolean;
   routes: RouteIR[];
+  /** The policy's cost model with the tenant's overrides applied. */
+  costs: CostsIR;
+  budgets: BudgetIR[];
+}
+
+export interface CostsIR {
+  read: number;
+  search: number;
+  complex_search: number;
+  count_threshold: number;
+  count_step: number;
+  write: number;
+  export: number;
+  operation: number;
+  /** Operation name (with `$`) -> cost. */
+  operations: Record<string, number>;
+}
+
+export interface BudgetIR {
+  id: string;
+  /** Key dimensions besides the tenant, in a fixed order: client_id, sub, patient, class. */
+  per: Exclude<BudgetKey, "tenant">[];
+  /** Class -> true; null for every class. */
+  classes: Partial<Record<InteractionClass, boolean>> | null;
+  /** Cost tokens per second. */
+  rate: number;
+  burst: number;
+  shadow: boolean;
+}
+
+export interface RateLimitIR {
+  store: "local" | "redis";
+  dict_bytes: number;
+  redis: RedisIR | null;
+}
+
+export interface RedisIR {
+  host: string;
+  port: number;
+  db: number;
+  /** The password from the URL, when it has one (passwordEnv keeps it out of the bundle). */
+  password: string | null;
+  password_env: string | null;
+  timeout_ms: number;
+  pool_size: number;
+  idle_ms: number;
+  nodes: number;
+  retry_s: number;
 }
 
 export interface UpstreamIR {
@@ -98,7 +147,7 @@ export interface RouteIR {
   id: string;
   match: { interactions: string[] | null; resource_types: string[] | null; operations: string[] | null };
   action: "allow" | "deny";
-  cost: CostClass | null;
+  cost: number | null;
   keep_authorization: boolean;
   token_cache_class: TokenCacheClass | null;
   authorization: AuthorizationMode | null;
@@ -136,7 +185,70 @@ function lowerRoute(r: RouteProps): RouteIR {
   };
 }
 
-function lowerTenant(t: TenantProps): TenantIR {
+const BUDGET_DIMS: readonly Exclude<BudgetKey, "tenant">[] = ["client_id", "sub", "patient", "class"];
+
+/** The cost model of a tenant: the defaults, then the policy's costs, then the tenant's. */
+export function lowerCosts(policy: CostProps | undefined, tenant: CostProps | undefined): CostsIR {
+  const pick = (k: Exclude<keyof CostProps, "operations">): number => tenant?.[k] ?? policy?.[k] ?? DEFAULTS.costs[k];
+  return {
+    read: pick("read"),
+    search: pick("search"),
+    complex_search: pick("complexSearch"),
+    count_threshold: pick("countThreshold"),
+    count_step: pick("countStep"),
+    write: pick("write"),
+    export: pick("export"),
+    operation: pick("operation"),
+    operations: { ...(policy?.operations ?? {}), ...(tenant?.operations ?? {}) },
+  };
+}
+
+/** Tokens per second of a budget's rate. */
+export function budgetRate(b: BudgetProps): number {
+  return (b.rate.tokens * 1000) / b.rate.perMs;
+}
+
+/** A budget's burst: as given, or ten seconds of its rate, rounded up. */
+export function budgetBurst(b: BudgetProps): number {
+  return b.burst?.tokens ?? Math.max(1, Math.ceil(budgetRate(b) * DEFAULTS.burstSeconds));
+}
+
+function lowerBudget(b: BudgetProps): BudgetIR {
+  const per = b.per ?? ["tenant"];
+  return {
+    id: b.id,
+    per: BUDGET_DIMS.filter((k) => per.includes(k)),
+    classes: b.classes === undefined ? null : Object.fromEntries(b.classes.map((c) => [c, true])),
+    rate: budgetRate(b),
+    burst: budgetBurst(b),
+    shadow: b.mode === "shadow",
+  };
+}
+
+function lowerRateLimit(p: PolicyInput): RateLimitIR {
+  const l = p.limits;
+  const r = l?.redis;
+  let redis: RedisIR | null = null;
+  if (r !== undefined) {
+    const u = new URL(r.url);
+    const db = u.pathname.replace(/^\//, "");
+    redis = {
+      host: u.hostname,
+      port: u.port === "" ? 6379 : Number(u.port),
+      db: db === "" ? 0 : Number(db),
+      password: u.password === "" ? null : decodeURIComponent(u.password),
+      password_env: r.passwordEnv ?? null,
+      timeout_ms: (r.timeout ?? DEFAULTS.redis.timeout).ms,
+      pool_size: r.poolSize ?? DEFAULTS.redis.poolSize,
+      idle_ms: (r.idleTimeout ?? DEFAULTS.redis.idleTimeout).ms,
+      nodes: r.nodes,
+      retry_s: (r.retryAfter ?? DEFAULTS.redis.retryAfter).ms / 1000,
+    };
+  }
+  return { store: l?.store ?? DEFAULTS.ratelimit.store, dict_bytes: (l?.dictSize ?? DEFAULTS.ratelimit.dictSize).bytes, redis };
+}
+
+function lowerTenant(t: TenantProps, policyCosts: CostProps | undefined): TenantIR {
   return {
     id: t.id,
     hosts: (t.hosts ?? []).map((h) => h.toLowerCase()),
@@ -153,6 +265,8 @@ function lowerTenant(t: TenantProps): TenantIR {
     compartment_for: Object.fromEntries((t.compartmentFor ?? []).map((c) => [c, true])),
     reject_invalid_scopes: t.invalidScopes === "reject",
     routes: (t.routes ?? []).map(lowerRoute),
+    costs: lowerCosts(policyCosts, t.costs),
+    budgets: (t.budgets ?? []).map(lowerBudget),
   };
 }
 
@@ -234,6 +348,7 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     strip_headers: [...strip],
     request_id: { header: p.requestId?.header ?? DEFAULTS.requestIdHeader, pattern: DEFAULTS.requestIdPattern },
     limits: { max_body_bytes: (p.limits?.maxBody ?? DEFAULTS.maxBody).bytes },
+    ratelimit: lowerRateLimit(p),
     metrics: { max_series: p.metrics?.maxSeries ?? DEFAULTS.maxSeries },
     token_cache: {
       short_s: secs((tc?.shortTtl ?? DEFAULTS.tokenCache.shortTtl).ms),
@@ -242,6 +357,6 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     },
     issuers: idp.issuers,
     idp_locations: idp.locations,
-    tenants: p.tenants.map(lowerTenant),
+    tenants: p.tenants.map((t) => lowerTenant(t, p.costs)),
   };
 }

@@ -11,7 +11,7 @@ import { tsImport } from "tsx/esm/api";
 import { parseDocument } from "yaml";
 import { diag, type Diagnostic } from "./diagnostics.ts";
 import { validateTenantYamlSchema } from "./schema.ts";
-import { parseDuration } from "../policy-dsl/units.ts";
+import { parseDuration, parseRate, tokens } from "../policy-dsl/units.ts";
 
 export interface InputFile {
   /** Relative to the policy file's directory, `/`-separated. */
@@ -86,16 +86,27 @@ async function evaluatePolicy(file: string): Promise<{ value: unknown; diagnosti
 
 type YamlTenant = Record<string, unknown> & { upstream?: Record<string, unknown> };
 
-/** YAML durations ("2s", 2000) become the `{ ms }` values the TypeScript form uses. */
+/** A YAML budget's `rate: "600/min"` and `burst: 60` become `perMinute(600)` and `tokens(60)`. */
+function yamlBudget(b: unknown): unknown {
+  if (typeof b !== "object" || b === null) return b;
+  const r = b as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...r };
+  if (typeof r["rate"] === "string") out["rate"] = parseRate(r["rate"]) ?? r["rate"];
+  if (typeof r["burst"] === "number") out["burst"] = tokens(r["burst"]);
+  return out;
+}
+
+/** YAML durations ("2s", 2000) and rates ("600/min") become the values the TypeScript form uses. */
 function yamlToTenant(doc: YamlTenant): YamlTenant {
   const up = doc.upstream;
-  if (up === undefined) return doc;
+  const withBudgets = Array.isArray(doc["budgets"]) ? { ...doc, budgets: (doc["budgets"] as unknown[]).map(yamlBudget) } : doc;
+  if (up === undefined) return withBudgets;
   const out: Record<string, unknown> = { ...up };
   for (const k of ["connectTimeout", "readTimeout"]) {
     const v = up[k];
     if (typeof v === "number" || typeof v === "string") out[k] = parseDuration(v);
   }
-  return { ...doc, upstream: out };
+  return { ...withBudgets, upstream: out };
 }
 
 function loadYamlTenants(dir: string, firstIndex: number): { tenants: unknown[]; sources: string[]; inputs: InputFile[]; diagnostics: Diagnostic[] } {

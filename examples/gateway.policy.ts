@@ -4,7 +4,7 @@
  * introspection). URLs come from the environment so the demo can put its servers on any port;
  * the introspection secret always does (nginx reads it when it starts).
  */
-import { definePolicy, seconds } from "fhir-edge";
+import { definePolicy, perHour, perMinute, seconds, tokens } from "fhir-edge";
 
 const env = (name: string, fallback: string): string => process.env[name] ?? fallback;
 
@@ -29,6 +29,13 @@ export default definePolicy({
       upstream: { url: env("FHIR_EDGE_UPSTREAM_ACME", "http://127.0.0.1:8103/acme/R4"), connectTimeout: seconds(2), readTimeout: seconds(30) },
       issuers: ["demo"],
       routes: [{ id: "no-export", match: { operations: ["$export"] }, action: "deny" }],
+      budgets: [
+        // Each app (client_id) may spend 600 cost tokens a minute, 120 at once: a chart of 12
+        // reads costs 12, a search with _include 5.
+        { id: "per-client", per: ["client_id"], rate: perMinute(600), burst: tokens(120) },
+        // And the tenant as a whole, whatever the apps: what the FHIR server is sized for.
+        { id: "tenant", rate: perMinute(6000), burst: tokens(600) },
+      ],
     },
     {
       id: "globex",
@@ -37,7 +44,15 @@ export default definePolicy({
       fhirVersions: ["R4"],
       upstream: { url: env("FHIR_EDGE_UPSTREAM_GLOBEX", "http://127.0.0.1:8103/globex/R4") },
       issuers: ["demo"],
-      routes: [{ id: "expensive-search", match: { interactions: ["search-type", "search-system"], resourceTypes: ["Observation"] }, cost: "high" }],
+      // An Observation search costs this server 8 cost tokens, not the default 3.
+      routes: [{ id: "expensive-search", match: { interactions: ["search-type", "search-system"], resourceTypes: ["Observation"] }, cost: 8 }],
+      budgets: [
+        // Searches of the whole tenant: 30 tokens at once, 120 a minute (3 Observation searches
+        // at once, then one every 4 s); reads are not held to it.
+        { id: "searches", classes: ["search"], rate: perMinute(120), burst: tokens(30) },
+        // $export kick-offs per app: 2 at once, then 1 an hour.
+        { id: "exports", per: ["client_id"], classes: ["export"], rate: perHour(10), burst: tokens(20) },
+      ],
     },
   ],
 });

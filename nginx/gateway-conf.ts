@@ -233,6 +233,8 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // The server's add_header sets these on every response; the upstream's copies would double them.
     d("proxy_hide_header", ir.request_id.header),
     d("proxy_hide_header", "X-Content-Type-Options"),
+    d("proxy_hide_header", "RateLimit"),
+    d("proxy_hide_header", "RateLimit-Policy"),
   ];
   return block("server", [], [
     // No reuseport: with it a second gateway on the same port would bind silently instead of failing.
@@ -246,6 +248,9 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // (issuer calls, checked reads) get none; the upstream's own copies are hidden.
     d("add_header", input.ir.request_id.header, v("fe_request_id"), "always"),
     d("add_header", "X-Content-Type-Options", "nosniff", "always"),
+    // The rate limiter's fields of the tightest budget, on 200s and 429s alike.
+    d("add_header", "RateLimit-Policy", v("fe_ratelimit_policy"), "always"),
+    d("add_header", "RateLimit", v("fe_ratelimit"), "always"),
     ...(off.has("log") ? [] : [lua("log_by_lua_block", options.emptyLua === true ? 'require("phases.floor").log()' : 'require("phases.log").run()')]),
     blank,
     ...(options.emptyLua === true ? floorLocations(ir, proxy) : [block("location", ["/"], [lua("access_by_lua_block", 'require("phases.access").run()'), ...proxy])]),
@@ -288,7 +293,7 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
     d("error_log", `${stateDir}/logs/error.log`, "warn"),
     d("worker_processes", options.workers),
     // Issuer client secrets come from the environment, never from the bundle.
-    ...[...new Set(ir.issuers.flatMap((i) => (i.introspection === null ? [] : [i.introspection.secret_env])))].map((e) => d("env", e)),
+    ...[...new Set([...ir.issuers.flatMap((i) => (i.introspection === null ? [] : [i.introspection.secret_env])), ...(ir.ratelimit.redis?.password_env != null ? [ir.ratelimit.redis.password_env] : [])])].map((e) => d("env", e)),
     blank,
     block("events", [], [d("worker_connections", 4096)]),
     blank,
@@ -302,6 +307,8 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("lua_shared_dict", "fe_auth_neg", "4m"),
       // JWKS documents, discovery results and single-flight locks.
       d("lua_shared_dict", "fe_auth", "4m"),
+      // Token buckets (ratelimit/bucket): a full bucket is no entry, so this holds the busy ones.
+      d("lua_shared_dict", "fe_ratelimit", `${Math.max(1, Math.ceil(ir.ratelimit.dict_bytes / 1024))}k`),
       lua("init_by_lua_block", 'require("phases.init").init()'),
       lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "") + (hooks?.init !== undefined ? `\n${hooks.init}` : "")),
       ...(hooks?.exit !== undefined ? [lua("exit_worker_by_lua_block", hooks.exit)] : []),

@@ -25,8 +25,24 @@ export type Interaction = (typeof INTERACTIONS)[number];
 export const RESOLUTION_MODES = ["claim", "host", "path", "header"] as const;
 export type ResolutionMode = (typeof RESOLUTION_MODES)[number];
 
-export const COST_CLASSES = ["low", "medium", "high"] as const;
-export type CostClass = (typeof COST_CLASSES)[number];
+/**
+ * What a budget can tell requests apart by: the classes below group the interactions.
+ * - read: read, vread, instance history;
+ * - search: every search, type and system history;
+ * - write: create, update, patch, delete, batch and transaction;
+ * - export: `$export` at any level;
+ * - operation: every other operation.
+ * metadata and .well-known/smart-configuration cost nothing and belong to no class.
+ */
+export const INTERACTION_CLASSES = ["read", "search", "write", "export", "operation"] as const;
+export type InteractionClass = (typeof INTERACTION_CLASSES)[number];
+
+/** What one bucket of a budget is for: each distinct combination of these values has its own. */
+export const BUDGET_KEYS = ["tenant", "client_id", "sub", "patient", "class"] as const;
+export type BudgetKey = (typeof BUDGET_KEYS)[number];
+
+export const RATELIMIT_STORES = ["local", "redis"] as const;
+export type RateLimitStore = (typeof RATELIMIT_STORES)[number];
 
 export type RouteAction = "allow" | "deny";
 

@@ -1,5 +1,5 @@
 import { RESOLUTION_MODES } from "./constants.ts";
-import { megabytes, seconds } from "./units.ts";
+import { megabytes, milliseconds, seconds } from "./units.ts";
 
 /** Every default of the policy API in one place; the TSDoc on the props repeats these. */
 export const DEFAULTS = {
@@ -21,6 +21,11 @@ export const DEFAULTS = {
     caBundle: "/etc/ssl/certs/ca-certificates.crt",
   },
   tokenCache: { shortTtl: seconds(5), longTtl: seconds(60), negativeTtl: seconds(5) },
+  costs: { read: 1, search: 3, complexSearch: 5, countThreshold: 100, countStep: 100, write: 2, export: 10, operation: 5 },
+  /** A budget's burst when not given: this many seconds of its rate. */
+  burstSeconds: 10,
+  ratelimit: { store: "local", dictSize: megabytes(8) },
+  redis: { timeout: milliseconds(50), poolSize: 16, idleTimeout: seconds(60), retryAfter: seconds(1) },
   /** Lua pattern the runtime applies to a client's request id before trusting it. */
   requestIdPattern: "^[%w%._:%-]+$",
 } as const;

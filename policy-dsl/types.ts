@@ -1,5 +1,5 @@
-import type { CostClass, Interaction, ResolutionMode, RouteAction } from "./constants.ts";
-import type { Duration, Size } from "./units.ts";
+import type { BudgetKey, Interaction, InteractionClass, RateLimitStore, ResolutionMode, RouteAction } from "./constants.ts";
+import type { Duration, Rate, Size, Tokens } from "./units.ts";
 
 /** How a request is assigned to a tenant. */
 export interface ResolutionProps {
@@ -51,10 +51,11 @@ export interface RouteProps {
   /** @default "allow" */
   readonly action?: RouteAction;
   /**
-   * Rate-limit cost class of matching requests.
-   * @default the classified interaction's own cost
+   * Cost tokens a matching request spends from each budget that applies, instead of what the
+   * cost model ({@link CostProps}) says. In a batch, each entry the route matches costs this.
+   * @default the cost model's
    */
-  readonly cost?: CostClass;
+  readonly cost?: number;
   /**
    * Forward the client's Authorization header to the upstream. Off, the upstream never sees the
    * token and relies on the identity headers the gateway sets.
@@ -144,6 +145,91 @@ export interface TenantProps {
   readonly invalidScopes?: "ignore" | "reject";
   /** First match wins; a request no route matches is allowed at its default cost. @default [] */
   readonly routes?: readonly RouteProps[];
+  /** Overrides the policy's {@link PolicyInput.costs} for this tenant, field by field. @default the policy's */
+  readonly costs?: CostProps;
+  /**
+   * Token buckets every request of the tenant spends its cost from. Each budget that applies to
+   * a request must admit it; when one refuses, none is charged. @default [] (no limits)
+   */
+  readonly budgets?: readonly BudgetProps[];
+}
+
+/**
+ * What a request costs, in cost tokens: a request spends its cost from each budget that
+ * applies. metadata and .well-known/smart-configuration cost 0, always.
+ */
+export interface CostProps {
+  /** read, vread and instance history. @default 1 */
+  readonly read?: number;
+  /** A search (and type or system history) without the expensive parameters. @default 3 */
+  readonly search?: number;
+  /** A search with `_include`, `_revinclude`, a chained parameter or `_has`. @default 5 */
+  readonly complexSearch?: number;
+  /** A search's `_count` above this costs extra. @default 100 */
+  readonly countThreshold?: number;
+  /** Above the threshold, 1 more per this many (or part of it) of `_count`. @default 100 */
+  readonly countStep?: number;
+  /** create, update, patch, delete (a batch or transaction costs the sum of its entries). @default 2 */
+  readonly write?: number;
+  /** A `$export` kick-off, at any level. @default 10 */
+  readonly export?: number;
+  /** Any other operation (`$everything`...). @default 5 */
+  readonly operation?: number;
+  /** Per operation, with its `$`: `{ "$everything": 20 }`. @default {} */
+  readonly operations?: Readonly<Record<string, number>>;
+}
+
+/**
+ * A token bucket: it holds up to `burst` cost tokens, refills at `rate`, and admits a request
+ * when it still holds the request's cost.
+ */
+export interface BudgetProps {
+  /** `^[a-z][a-z0-9-]{0,31}$`, unique in the tenant; named in RateLimit headers and metrics. */
+  readonly id: string;
+  /**
+   * What one bucket is for. `["client_id"]` gives each client its own bucket; `["patient",
+   * "class"]` each patient in context one bucket per interaction class. A request without one
+   * of the values (no token, or no patient in context) is not limited by this budget.
+   * @default ["tenant"] (one bucket for the whole tenant)
+   */
+  readonly per?: readonly BudgetKey[];
+  /** Only requests of these classes spend from it. @default every class */
+  readonly classes?: readonly InteractionClass[];
+  /** Sustained refill: `perMinute(600)`. */
+  readonly rate: Rate;
+  /**
+   * Most tokens the bucket holds (what a client may spend at once after a pause). It must be at
+   * least the cost of one request of each class the budget applies to.
+   * @default ten seconds of `rate`, rounded up
+   */
+  readonly burst?: Tokens;
+  /**
+   * `enforce`: a request the bucket cannot pay for is a 429. `shadow`: it is forwarded and the
+   * would-be 429 is counted (fe_ratelimit_decisions_total{outcome="shadow_refused"}).
+   * @default "enforce"
+   */
+  readonly mode?: AuthorizationMode;
+}
+
+/** The Redis that keeps cluster-wide budgets (`limits.store: "redis"`). */
+export interface RedisProps {
+  /** `redis://[:password@]host[:port][/db]`; the password is better given by `passwordEnv`. */
+  readonly url: string;
+  /** Environment variable holding the password; nginx reads it when it starts. @default none */
+  readonly passwordEnv?: string;
+  /** Time limit of one Redis call (connect, send, read); past it the node counts locally. @default milliseconds(50) */
+  readonly timeout?: Duration;
+  /** Idle connections each worker keeps to Redis. @default 16 */
+  readonly poolSize?: number;
+  /** How long an idle pooled connection is kept. @default seconds(60) */
+  readonly idleTimeout?: Duration;
+  /**
+   * How many gateway nodes share the budgets. While Redis cannot be reached, each node limits
+   * alone at 1/nodes of every budget's rate and burst.
+   */
+  readonly nodes: number;
+  /** After a failed call, how long a worker counts locally before it tries Redis again. @default seconds(1) */
+  readonly retryAfter?: Duration;
 }
 
 export interface LimitsProps {
@@ -152,6 +238,22 @@ export interface LimitsProps {
    * @default megabytes(16)
    */
   readonly maxBody?: Size;
+  /**
+   * Where budgets count: `local`, in each node's shared memory (exact across the node's workers);
+   * `redis`, in {@link LimitsProps.redis}, one count for every node.
+   * @default "local"
+   */
+  readonly store?: RateLimitStore;
+  /**
+   * Shared memory for the token buckets of each node (about 8,000 busy buckets per MB). A bucket
+   * that is full again is dropped by itself. When a new bucket does not fit, its budget refuses
+   * the request (429) and fe_ratelimit_dict_full_total counts it: the gateway never forgets a
+   * client's spending to make room.
+   * @default megabytes(8)
+   */
+  readonly dictSize?: Size;
+  /** Required with `store: "redis"`. */
+  readonly redis?: RedisProps;
 }
 
 export interface MetricsProps {
@@ -276,8 +378,10 @@ export interface PolicyInput {
    * @default []
    */
   readonly stripHeaders?: readonly string[];
-  /** @default { maxBody: megabytes(16) } */
+  /** @default { maxBody: megabytes(16), store: "local", dictSize: megabytes(8) } */
   readonly limits?: LimitsProps;
+  /** The cost model of every tenant; a tenant's own `costs` override it field by field. @default see {@link CostProps} */
+  readonly costs?: CostProps;
   /** @default { maxSeries: 2000 } */
   readonly metrics?: MetricsProps;
   /** @default { header: "X-Request-ID" } */

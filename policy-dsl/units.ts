@@ -58,3 +58,49 @@ export function parseSize(v: number | string): Size | undefined {
   const shift = { B: 0, KB: 10, MB: 20, GB: 30 }[m[2] as "B" | "KB" | "MB" | "GB"];
   return { bytes: Number(m[1]) * 2 ** shift };
 }
+
+/**
+ * A sustained rate of cost tokens: `perMinute(600)` refills 600 tokens a minute, evenly (one
+ * every 100 ms), never in steps. Build it with {@link perSecond}, {@link perMinute} or
+ * {@link perHour}.
+ */
+export interface Rate {
+  readonly tokens: number;
+  readonly perMs: number;
+  readonly [unitBrand]?: "rate";
+}
+
+/** A number of cost tokens (a budget's burst). Build it with {@link tokens}. */
+export interface Tokens {
+  readonly tokens: number;
+  readonly [unitBrand]?: "tokens";
+}
+
+export function perSecond(n: number): Rate {
+  return { tokens: n, perMs: 1000 };
+}
+
+export function perMinute(n: number): Rate {
+  return { tokens: n, perMs: 60_000 };
+}
+
+export function perHour(n: number): Rate {
+  return { tokens: n, perMs: 3_600_000 };
+}
+
+export function tokens(n: number): Tokens {
+  return { tokens: n };
+}
+
+/** Tokens per second of a rate. */
+export function ratePerSecond(r: Rate): number {
+  return (r.tokens * 1000) / r.perMs;
+}
+
+/** The YAML spelling of a rate: `"600/min"`, `"10/s"`, `"5000/h"`. Returns undefined for anything else. */
+export function parseRate(v: string): Rate | undefined {
+  const m = /^([0-9]+(?:\.[0-9]+)?)\/(s|min|h)$/.exec(v.trim());
+  if (m === null) return undefined;
+  const n = Number(m[1]);
+  return m[2] === "s" ? perSecond(n) : m[2] === "min" ? perMinute(n) : perHour(n);
+}

@@ -4,7 +4,7 @@
  * (new bundle, new lua_package_path) rebuilds it.
  */
 import * as policy from "../generated/policy";
-import type { CostClass, RouteIR, TenantIR } from "../generated/policy";
+import type { RouteIR, TenantIR } from "../generated/policy";
 import * as fhir from "../generated/fhir_r4";
 import { buildIndex, type TenantIndex } from "../routing/tenant";
 import type { Classification } from "../fhir/classify";
@@ -12,7 +12,8 @@ import type { Classification } from "../fhir/classify";
 export interface CompiledRoute {
   readonly id: string;
   readonly deny: boolean;
-  readonly cost: CostClass | undefined;
+  /** Cost tokens of matching requests, instead of the cost model's. */
+  readonly cost: number | undefined;
   readonly interactions: LuaTable<string, boolean> | undefined;
   readonly types: LuaTable<string, boolean> | undefined;
   readonly operations: LuaTable<string, boolean> | undefined;
@@ -128,4 +129,10 @@ export function matchRoute(tenant: TenantIR, c: Classification): CompiledRoute |
     memo.size = memo.size + 1;
   }
   return r;
+}
+
+/** The cost of a request on the route it matches, when that route sets one (a batch entry's). */
+export function routeCost(tenant: TenantIR, c: Classification): number | undefined {
+  const r = matchRoute(tenant, c);
+  return r === undefined ? undefined : r.cost;
 }

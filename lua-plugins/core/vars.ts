@@ -37,6 +37,9 @@ export const FE_VARS = {
   fe_patient: "set",
   /** The client's Authorization, only on routes with keepAuthorization. */
   fe_authorization: "set",
+  /** RateLimit and RateLimit-Policy of the tightest budget that applied (ratelimit/); empty adds nothing. */
+  fe_ratelimit: "set",
+  fe_ratelimit_policy: "set",
   /** Given values per subrequest (capture's `vars`) in the issuer locations. */
   fe_idp_auth: "set",
   fe_idp_ctype: "set",

@@ -14,9 +14,13 @@
  * is a 415 too. Conditional headers are held to their form here, for every tenant.
  *
  * The decoded body is kept on the request state, so the checks after this one parse nothing.
+ * Here the cost model (fhir/cost) finishes what classification could not see: a batch costs
+ * the sum of its entries, a POST _search what its form's parameters make it.
  */
+import * as gw from "../core/gateway";
 import { OUT_OF_ORDER, refusal, type Refusal, type RequestState, type Verdict } from "../core/request";
 import type { Classification, Interaction } from "./classify";
+import { bundleCost, searchCost } from "./cost";
 import { decodeStrict, MAX_DEPTH, type JsonError } from "./json";
 
 const ngxVar = ngx.var;
@@ -197,7 +201,10 @@ export function checkBody(st: RequestState): Verdict {
   const m = mediaOf(ngxVar.http_content_type);
   const bad = mediaRefusal(m, rule);
   if (bad !== undefined) return bad;
-  if (rule === "form") return undefined;
+  if (rule === "form") {
+    formCost(st, c);
+    return undefined;
+  }
   const [body, err] = readBody();
   if (body === undefined) return err;
   const [doc, jerr] = decodeStrict(body);
@@ -206,5 +213,19 @@ export function checkBody(st: RequestState): Verdict {
   const shape = shapeRefusal(c, doc as Record<string, unknown>, rule, m);
   if (shape !== undefined) return shape;
   st.doc = doc as Record<string, unknown>;
+  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) {
+    const tenant = st.tenant!;
+    c.cost = bundleCost(st.doc, gw.resourceTypes, tenant.costs, (e: Classification) => gw.routeCost(tenant, e));
+  }
   return undefined;
+}
+
+/** A POST _search costs what its query and form parameters together make it. */
+function formCost(st: RequestState, c: Classification): void {
+  if (st.route !== undefined && st.route.cost !== undefined) return;
+  req.read_body();
+  const form = req.get_body_data();
+  if (form === undefined || form === "") return;
+  const args = st.args;
+  c.cost = searchCost(args === undefined || args === "" ? form : args + "&" + form, st.tenant!.costs);
 }

@@ -6,7 +6,6 @@
  * it into a 4xx and the request never reaches the upstream.
  */
 import { matches } from "../core/str";
-import type { CostClass } from "../generated/policy";
 
 export type Interaction =
   | "read" | "vread" | "update" | "patch" | "delete"
@@ -26,7 +25,8 @@ export interface Classification {
   operation: string | undefined;
   /** The type searched inside a compartment: `Patient/1/Observation` gives Observation. */
   compartment_type: string | undefined;
-  cost: CostClass;
+  /** Cost tokens (fhir/cost), set by the classify step; 0 from classify itself. */
+  cost: number;
   /** metadata and .well-known/smart-configuration need no token. */
   public: boolean;
 }
@@ -35,18 +35,6 @@ type Result = LuaMultiReturn<[Classification, undefined] | [undefined, ClassifyE
 
 const find = string.find;
 const sub = string.sub;
-
-const DEFAULT_COST: Record<Interaction, CostClass> = {
-  "read": "low", "vread": "low", "capabilities": "low", "smart-configuration": "low",
-  "update": "medium", "patch": "medium", "delete": "medium", "create": "medium",
-  "search-type": "medium", "search-compartment": "medium", "history-instance": "medium",
-  "search-system": "high", "history-type": "high", "history-system": "high", "batch": "high",
-  "operation-system": "high", "operation-type": "high", "operation-instance": "high",
-};
-
-export function defaultCost(interaction: Interaction): CostClass {
-  return DEFAULT_COST[interaction];
-}
 
 const KNOWN_METHODS: Record<string, boolean> = {
   GET: true, HEAD: true, POST: true, PUT: true, PATCH: true, DELETE: true,
@@ -87,7 +75,7 @@ function ok(
     version_id: vid,
     operation: op,
     compartment_type: ctype,
-    cost: DEFAULT_COST[interaction],
+    cost: 0,
     public: interaction === "capabilities" || interaction === "smart-configuration",
   };
   return $multi(c, undefined);

@@ -6,6 +6,7 @@ import * as gw from "../core/gateway";
 import { OUT_OF_ORDER, refusal, type Refusal, type RequestState, type Verdict } from "../core/request";
 import { ALLOW } from "../http/safety";
 import { classify, type ClassifyError } from "./classify";
+import { requestCost } from "./cost";
 
 const ngxVar = ngx.var;
 
@@ -33,6 +34,10 @@ export function classifyRequest(st: RequestState): Verdict {
   if (c === undefined) return CLASSIFY_REFUSAL[err!];
   st.c = c;
   ngxVar.fe_labels = labels(st);
-  st.route = gw.matchRoute(tenant, c);
+  const route = gw.matchRoute(tenant, c);
+  st.route = route;
+  // Computed once, here; a batch's entries and a POST _search's form are added by fhir/body.
+  const own = route === undefined ? undefined : route.cost;
+  c.cost = own !== undefined ? own : requestCost(c, st.args, tenant.costs);
   return undefined;
 }

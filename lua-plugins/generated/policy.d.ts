@@ -3,7 +3,8 @@
  * compiler/ir.ts (the two must agree; test/unit/lua/ir-shape.test.ts checks a built bundle).
  */
 export type ResolutionMode = "claim" | "host" | "path" | "header";
-export type CostClass = "low" | "medium" | "high";
+export type InteractionClass = "read" | "search" | "write" | "export" | "operation";
+export type BudgetDim = "client_id" | "sub" | "patient" | "class";
 
 export interface RouteIR {
   readonly id: string;
@@ -13,7 +14,7 @@ export interface RouteIR {
     readonly operations: readonly string[] | undefined;
   };
   readonly action: "allow" | "deny";
-  readonly cost: CostClass | undefined;
+  readonly cost: number | undefined;
   readonly keep_authorization: boolean;
   readonly token_cache_class: "short" | "long" | undefined;
   readonly authorization: "enforce" | "shadow" | undefined;
@@ -46,6 +47,48 @@ export interface TenantIR {
   readonly compartment_for: LuaTable<string, boolean>;
   readonly reject_invalid_scopes: boolean;
   readonly routes: readonly RouteIR[];
+  readonly costs: CostsIR;
+  readonly budgets: readonly BudgetIR[];
+}
+
+export interface CostsIR {
+  readonly read: number;
+  readonly search: number;
+  readonly complex_search: number;
+  readonly count_threshold: number;
+  readonly count_step: number;
+  readonly write: number;
+  readonly export: number;
+  readonly operation: number;
+  readonly operations: LuaTable<string, number>;
+}
+
+export interface BudgetIR {
+  readonly id: string;
+  readonly per: readonly BudgetDim[];
+  readonly classes: LuaTable<InteractionClass, boolean> | undefined;
+  readonly rate: number;
+  readonly burst: number;
+  readonly shadow: boolean;
+}
+
+export interface RedisIR {
+  readonly host: string;
+  readonly port: number;
+  readonly db: number;
+  readonly password: string | undefined;
+  readonly password_env: string | undefined;
+  readonly timeout_ms: number;
+  readonly pool_size: number;
+  readonly idle_ms: number;
+  readonly nodes: number;
+  readonly retry_s: number;
+}
+
+export interface RateLimitIR {
+  readonly store: "local" | "redis";
+  readonly dict_bytes: number;
+  readonly redis: RedisIR | undefined;
 }
 
 export interface EndpointIR {
@@ -80,6 +123,7 @@ export interface PolicyIR {
   readonly strip_headers: readonly string[];
   readonly request_id: { readonly header: string };
   readonly limits: { readonly max_body_bytes: number };
+  readonly ratelimit: RateLimitIR;
   readonly metrics: { readonly max_series: number };
   readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };
   readonly issuers: readonly IssuerIR[];
@@ -94,6 +138,7 @@ export declare const resolution: PolicyIR["resolution"];
 export declare const strip_headers: PolicyIR["strip_headers"];
 export declare const request_id: PolicyIR["request_id"];
 export declare const limits: PolicyIR["limits"];
+export declare const ratelimit: PolicyIR["ratelimit"];
 export declare const metrics: PolicyIR["metrics"];
 export declare const token_cache: PolicyIR["token_cache"];
 export declare const issuers: PolicyIR["issuers"];

@@ -198,6 +198,50 @@ export function observeIntrospection(issuer: string, seconds: number): void {
   count(h + "sum", seconds);
 }
 
+/**
+ * Counters and gauges of the request path that would cost a dict write per request (the rate
+ * limiter's decisions): kept in the worker and flushed to the dict by a timer (phases/init)
+ * every FLUSH_EVERY seconds, so they lag by at most that. Keys are bounded by the policy
+ * (tenants x budgets x outcomes).
+ */
+export const FLUSH_EVERY = 0.5;
+const pending = new LuaTable<string, number>();
+const lowest = new LuaTable<string, number>();
+const gauges = new LuaTable<string, number>();
+
+export function countSoon(key: string): void {
+  const v = pending.get(key);
+  pending.set(key, v === undefined ? 1 : v + 1);
+}
+
+/** The lowest value seen until the next flush (tokens left in a budget's buckets). */
+export function noteLowest(key: string, v: number): void {
+  const cur = lowest.get(key);
+  if (cur === undefined || v < cur) lowest.set(key, v);
+}
+
+/** A per-worker state (1/0). */
+export function setGauge(key: string, v: number): void {
+  gauges.set(key, v);
+}
+
+/** Timer: the worker's pending counts into the dict; sampled gauges under the worker's id, for a few flushes. */
+export function flushSoon(this: void): void {
+  const d = dict();
+  if (d === undefined) return;
+  for (const [k, v] of pairs(pending)) {
+    const [ok] = d.incr(k, v, 0);
+    if (ok === undefined) dictFull = dictFull + 1;
+    pending.delete(k);
+  }
+  const w = tostring(ngx.worker.id() ?? 0);
+  for (const [k, v] of pairs(lowest)) {
+    d.set(k + SEP + w, v, 5);
+    lowest.delete(k);
+  }
+  for (const [k, v] of pairs(gauges)) d.set(k + SEP + w, v, 30);
+}
+
 function esc(v: string): string {
   const [s] = string.gsub(v, '[\\"\n]', (c: string) => (c === "\n" ? "\\n" : "\\" + c));
   return s;
@@ -262,6 +306,12 @@ export function render(policyVersion: string): string {
   const scopes: string[] = [];
   let ignoredScopes = 0;
   const verdicts: string[] = [];
+  const decisions: string[] = [];
+  const left = new LuaTable<string, number>();
+  const leftOrder: string[] = [];
+  const redisUp: string[] = [];
+  let redisFailures = 0;
+  let redisLocal = 0;
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -283,6 +333,20 @@ export function render(policyVersion: string): string {
       jwks.push('fe_jwks_fetches_total{issuer="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "i" && parts.length === 3) {
       addBucket(introspectionHist, parts[1]!, parts[2]!, v);
+    } else if (parts[0] === "q" && parts.length === 4) {
+      decisions.push('fe_ratelimit_decisions_total{tenant="' + esc(parts[1]!) + '",budget="' + esc(parts[2]!) + '",outcome="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "t" && parts.length === 4) {
+      // One sample per worker: the budget's lowest is the least of them.
+      const sel = 'tenant="' + esc(parts[1]!) + '",budget="' + esc(parts[2]!) + '"';
+      const cur = left.get(sel);
+      if (cur === undefined) leftOrder.push(sel);
+      if (cur === undefined || v < cur) left.set(sel, v);
+    } else if (parts[0] === "ru" && parts.length === 2) {
+      redisUp.push('fe_ratelimit_redis_up{worker="' + esc(parts[1]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "rf" && parts[1] === "failed") {
+      redisFailures = v;
+    } else if (parts[0] === "rf" && parts[1] === "local") {
+      redisLocal = v;
     }
   }
   lines.push("# HELP fe_requests_total Requests handled by the gateway.");
@@ -311,6 +375,22 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_introspection_duration_seconds Introspection call latency by issuer.");
   lines.push("# TYPE fe_introspection_duration_seconds histogram");
   histogramLines(lines, "fe_introspection_duration_seconds", "issuer", introspectionHist);
+
+  lines.push("# HELP fe_ratelimit_decisions_total Budget decisions by tenant, budget and outcome: admitted, refused (429), shadow_refused (would-be 429, forwarded), too_costly (403: the cost exceeds the burst), dict_full (429: no room for a new bucket). Flushed from the workers every " + tostring(FLUSH_EVERY) + " s.");
+  lines.push("# TYPE fe_ratelimit_decisions_total counter");
+  for (const l of decisions) lines.push(l);
+  lines.push("# HELP fe_ratelimit_tokens_remaining Fewest cost tokens left in any bucket of the budget that a request spent from in the last sample (" + tostring(FLUSH_EVERY) + " s; absent after 5 s without traffic).");
+  lines.push("# TYPE fe_ratelimit_tokens_remaining gauge");
+  for (const sel of leftOrder) lines.push("fe_ratelimit_tokens_remaining{" + sel + "} " + string.format("%d", math.floor(left.get(sel)!)));
+  lines.push("# HELP fe_ratelimit_redis_up 1 when the worker's last call to the cluster store succeeded, 0 while it counts locally (limits.store redis only).");
+  lines.push("# TYPE fe_ratelimit_redis_up gauge");
+  for (const l of redisUp) lines.push(l);
+  lines.push("# HELP fe_ratelimit_redis_failures_total Calls to the cluster store that failed (then the worker counts locally for limits.redis.retryAfter).");
+  lines.push("# TYPE fe_ratelimit_redis_failures_total counter");
+  lines.push("fe_ratelimit_redis_failures_total " + string.format("%d", redisFailures));
+  lines.push("# HELP fe_ratelimit_fallback_total Requests limited locally, at the node's share of each budget, because the cluster store was failing.");
+  lines.push("# TYPE fe_ratelimit_fallback_total counter");
+  lines.push("fe_ratelimit_fallback_total " + string.format("%d", redisLocal));
 
   const [overflow] = d.get(OVERFLOW);
   const [series] = d.get(SERIES);

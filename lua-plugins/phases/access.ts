@@ -4,8 +4,8 @@
  * first refusal ends the request here, as an OperationOutcome, before anything reaches the
  * upstream. Later steps (cost limits, cache key, audit context) plug in where they belong.
  *
- *   safety -> tenant -> classify (+ route) -> identity -> body -> authorization -> route verdict
- *   -> upstream target -> write checks -> checked read (sends the response itself)
+ *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> authorization -> route verdict
+ *   -> upstream target -> write checks -> cost tokens -> checked read (sends the response itself)
  *
  * Headers are the conf's job: it strips client identity headers and sets the gateway's own,
  * X-Request-ID and traceparent included, from the `$fe_*` variables (core/vars).
@@ -19,6 +19,7 @@ import { identify } from "../auth/step";
 import { checkBody } from "../fhir/body";
 import { authorizeRequest, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
+import { spendTokens } from "../ratelimit/step";
 
 const ngxVar = ngx.var;
 const req = ngx.req;
@@ -41,6 +42,7 @@ export function run(this: void): void {
     applyRoute(st) ??
     setUpstream(st) ??
     checkWrite(st) ??
+    spendTokens(st) ??
     serveChecked(st);
   if (v !== undefined) refuse(st, v);
 }

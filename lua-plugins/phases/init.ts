@@ -8,6 +8,7 @@ import "./log";
 import "./errors";
 import "./admin";
 import "./floor";
+import { flushSoon, FLUSH_EVERY } from "../metrics/metrics";
 
 export function init(this: void): void {
   // Loading happens through the imports above; nothing else to do once they resolved.
@@ -26,4 +27,5 @@ const JIT_LIMITS = ["maxirconst=2000"];
 
 export function init_worker(this: void): void {
   (jit.opt as { start(this: void, ...opts: string[]): void }).start(...JIT_LIMITS);
+  ngx.timer.every(FLUSH_EVERY, flushSoon);
 }

@@ -38,7 +38,6 @@ export function applyRoute(st: RequestState): Verdict {
   if (route === undefined || c === undefined) return undefined;
   if (route.keep_authorization) ngxVar.fe_authorization = ngxVar.http_authorization ?? "";
   if (route.deny) return ROUTE_DENIED;
-  if (route.cost !== undefined) c.cost = route.cost;
   return undefined;
 }
 

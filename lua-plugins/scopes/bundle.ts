@@ -12,6 +12,7 @@
  */
 import type { Identity } from "../auth/cache";
 import { classify, type Classification } from "../fhir/classify";
+import { splitUrl } from "../fhir/cost";
 import * as fhir from "../generated/fhir_r4";
 import { authorize, criteriaDenial, criteriaOf, refusing, toSearchArgs, type AuthzRules, type DecodeArgs } from "./authorize";
 import { checkWriteBody } from "./write";
@@ -30,15 +31,6 @@ export interface EntryDenial {
 export type BundleVerdict = LuaMultiReturn<[readonly EntryDenial[], undefined] | [undefined, string]>;
 
 const find = string.find;
-const sub = string.sub;
-
-/** `Observation?patient=1` -> "/Observation", "patient=1". */
-function splitUrl(url: string): LuaMultiReturn<[string, string | undefined]> {
-  const [q] = find(url, "?", 1, true);
-  const path = q === undefined ? url : sub(url, 1, q - 1);
-  const query = q === undefined ? undefined : sub(url, q + 1);
-  return $multi(sub(path, 1, 1) === "/" ? path : "/" + path, query);
-}
 
 /** Why an entry's resource does not fit its request, or undefined. */
 function shapeDenial(c: Classification, resource: unknown): string | undefined {

@@ -43,6 +43,12 @@ interface SharedDict {
   set(this: SharedDict, key: string, value: string | number | boolean, exptime?: number, flags?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
   add(this: SharedDict, key: string, value: string | number | boolean, exptime?: number, flags?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
   incr(this: SharedDict, key: string, value: number, init?: number, initTtl?: number): LuaMultiReturn<[number | undefined, string | undefined, boolean | undefined]>;
+  /** Like add, but never evicts a live entry to make room: "no memory" instead. */
+  safe_add(this: SharedDict, key: string, value: string | number | boolean, exptime?: number, flags?: number): LuaMultiReturn<[boolean, string | undefined, boolean]>;
+  /** New time to live, in seconds (0: never); false with "not found" when the key is absent. */
+  expire(this: SharedDict, key: string, exptime: number): LuaMultiReturn<[boolean | undefined, string | undefined]>;
+  /** Frees up to maxCount expired entries (0: all), returns how many. */
+  flush_expired(this: SharedDict, maxCount?: number): number;
   delete(this: SharedDict, key: string): void;
   get_keys(this: SharedDict, maxCount?: number): string[];
   capacity(this: SharedDict): number;
@@ -54,6 +60,13 @@ interface NgxShared {
   readonly fe_tokens?: SharedDict;
   readonly fe_auth_neg?: SharedDict;
   readonly fe_auth?: SharedDict;
+  readonly fe_ratelimit?: SharedDict;
+}
+
+interface NgxTimer {
+  /** Runs `fn` every `delay` seconds in a timer (false premature at each run). */
+  every(this: void, delay: number, fn: (this: void, premature: boolean) => void): LuaMultiReturn<[boolean | undefined, string | undefined]>;
+  at(this: void, delay: number, fn: (this: void, premature: boolean) => void): LuaMultiReturn<[boolean | undefined, string | undefined]>;
 }
 
 interface CaptureOptions {
@@ -117,6 +130,7 @@ interface NgxApi {
   readonly shared: NgxShared;
   readonly config: NgxConfig;
   readonly location: NgxLocation;
+  readonly timer: NgxTimer;
   /** Response headers; assigning undefined removes one. */
   readonly header: Record<string, string | string[] | undefined>;
   /** Per-request table; lives for the request, across phases. */

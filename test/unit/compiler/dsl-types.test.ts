@@ -20,7 +20,7 @@ describe("the policy DSL types", () => {
         name: "p",
         resolution: { order: ["host", "path"], header: "X-Tenant" },
         tenants: [{ id: "a", pathPrefix: "/a", hosts: ["a.test"], upstream: { url: "http://u", readTimeout: seconds(5) },
-                    routes: [{ id: "r", match: { interactions: ["search-type"], resourceTypes: ["Observation"], operations: ["$export"] }, action: "deny", cost: "high" }] }],
+                    routes: [{ id: "r", match: { interactions: ["search-type"], resourceTypes: ["Observation"], operations: ["$export"] }, action: "deny", cost: 8 }] }],
         stripHeaders: ["X-Internal"],
         limits: { maxBody: megabytes(16) },
         metrics: { maxSeries: 100 },

@@ -14,6 +14,7 @@ describe("lowering to the IR", () => {
       strip_headers: ["x-tenant-id", "x-user-id", "x-patient-id", "x-fhir-patient", "x-client-id", "x-scopes", "x-policy-version", "x-forwarded-user", "x-remote-user", "x-auth-request-user"],
       request_id: { header: "X-Request-ID", pattern: "^[%w%._:%-]+$" },
       limits: { max_body_bytes: 16 * 1024 * 1024 },
+      ratelimit: { store: "local", dict_bytes: 8 * 1024 * 1024, redis: null },
       metrics: { max_series: 2000 },
       token_cache: { short_s: 5, long_s: 60, negative_s: 5 },
       issuers: [],
@@ -35,6 +36,8 @@ describe("lowering to the IR", () => {
           compartment_for: {},
           reject_invalid_scopes: false,
           routes: [],
+          costs: { read: 1, search: 3, complex_search: 5, count_threshold: 100, count_step: 100, write: 2, export: 10, operation: 5, operations: {} },
+          budgets: [],
         },
       ],
     });
@@ -49,7 +52,7 @@ describe("lowering to the IR", () => {
             hosts: ["API.Example.org"],
             headerValue: "a",
             upstream: { url: "https://Fhir.Example.org/base/", keepalive: 0, readTimeout: seconds(5) },
-            routes: [{ id: "r", match: { operations: ["$export"] }, action: "deny", cost: "high" }, { id: "s", match: {} }],
+            routes: [{ id: "r", match: { operations: ["$export"] }, action: "deny", cost: 8 }, { id: "s", match: {} }],
           }),
         ],
         { stripHeaders: ["X-Internal", "x-user-id"], limits: { maxBody: megabytes(1) }, resolution: { order: ["header"] } },
@@ -60,7 +63,7 @@ describe("lowering to the IR", () => {
     expect(t?.path_prefix).toBeNull();
     expect(t?.upstream).toMatchObject({ scheme: "https", host: "fhir.example.org", port: 443, base_path: "/base", keepalive: 0, read_timeout_ms: 5000 });
     expect(t?.routes).toEqual([
-      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: "high", keep_authorization: false, token_cache_class: null, authorization: null },
+      { id: "r", match: { interactions: null, resource_types: null, operations: ["$export"] }, action: "deny", cost: 8, keep_authorization: false, token_cache_class: null, authorization: null },
       { id: "s", match: { interactions: null, resource_types: null, operations: null }, action: "allow", cost: null, keep_authorization: false, token_cache_class: null, authorization: null },
     ]);
     expect(ir.strip_headers.filter((h) => h === "x-user-id")).toHaveLength(1);

@@ -17,7 +17,7 @@ interface Classification {
   version_id?: string;
   operation?: string;
   compartment_type?: string;
-  cost: string;
+  cost: number;
   public: boolean;
 }
 
@@ -30,16 +30,16 @@ async function classify(cases: readonly (readonly [string, string])[]): Promise<
 }
 
 describe("fhir.classify", () => {
-  it("names each FHIR interaction and its cost", async () => {
+  it("names each FHIR interaction", async () => {
     const table: [string, string, Partial<Classification> | string][] = [
-      ["GET", "", { interaction: "search-system", cost: "high" }],
+      ["GET", "", { interaction: "search-system" }],
       ["POST", "", { interaction: "batch" }],
-      ["GET", "/metadata", { interaction: "capabilities", public: true, cost: "low" }],
+      ["GET", "/metadata", { interaction: "capabilities", public: true }],
       ["GET", "/.well-known/smart-configuration", { interaction: "smart-configuration", public: true }],
-      ["GET", "/Patient", { interaction: "search-type", resource_type: "Patient", public: false, cost: "medium" }],
+      ["GET", "/Patient", { interaction: "search-type", resource_type: "Patient", public: false }],
       ["POST", "/Patient/_search", { interaction: "search-type", resource_type: "Patient" }],
       ["POST", "/Patient", { interaction: "create", resource_type: "Patient" }],
-      ["GET", "/Patient/123", { interaction: "read", resource_type: "Patient", id: "123", cost: "low" }],
+      ["GET", "/Patient/123", { interaction: "read", resource_type: "Patient", id: "123" }],
       ["PUT", "/Patient/123", { interaction: "update", id: "123" }],
       ["PATCH", "/Patient/123", { interaction: "patch" }],
       ["DELETE", "/Patient/123", { interaction: "delete" }],
@@ -47,7 +47,7 @@ describe("fhir.classify", () => {
       ["GET", "/Patient/123/_history/4", { interaction: "vread", version_id: "4" }],
       ["GET", "/Patient/_history", { interaction: "history-type" }],
       ["GET", "/_history", { interaction: "history-system" }],
-      ["POST", "/$export", { interaction: "operation-system", operation: "$export", cost: "high" }],
+      ["POST", "/$export", { interaction: "operation-system", operation: "$export" }],
       ["GET", "/Patient/$export", { interaction: "operation-type", operation: "$export" }],
       ["GET", "/Patient/123/$everything", { interaction: "operation-instance", operation: "$everything", id: "123" }],
       ["GET", "/Patient/123/Observation", { interaction: "search-compartment", compartment_type: "Observation" }],

@@ -1,0 +1,88 @@
+/**
+ * The tenants' budgets, compiled once per bundle (init_by_lua, shared by fork): their bucket key
+ * prefixes, the RateLimit-Policy item each advertises, and their metric keys.
+ */
+import type { BudgetIR, InteractionClass, TenantIR } from "../generated/policy";
+import * as policy from "../generated/policy";
+import type { Identity } from "../auth/cache";
+
+export interface Budget {
+  readonly id: string;
+  readonly tenant: string;
+  /** `tenant \t budget`: the start of every bucket key of the budget. */
+  readonly prefix: string;
+  readonly byClient: boolean;
+  readonly bySub: boolean;
+  readonly byPatient: boolean;
+  readonly byClass: boolean;
+  readonly classes: LuaTable<InteractionClass, boolean> | undefined;
+  /** Cost tokens per second, and the most the bucket holds. */
+  readonly rate: number;
+  readonly burst: number;
+  readonly shadow: boolean;
+  /** `"id";q=<burst>;w=<seconds to refill the burst>` (draft-ietf-httpapi-ratelimit-headers). */
+  readonly policyItem: string;
+  /** Metric key prefix: `q \t tenant \t budget \t` + outcome. */
+  readonly metric: string;
+  /** The tokens-remaining gauge's key. */
+  readonly gauge: string;
+}
+
+/** Longer keys (client ids, subs and patients come from tokens) are hashed; 256 bytes keeps a bucket small. */
+const MAX_KEY = 256;
+
+function compile(t: TenantIR, b: BudgetIR): Budget {
+  const has = (d: string): boolean => {
+    for (const p of b.per) if (p === d) return true;
+    return false;
+  };
+  return {
+    id: b.id,
+    tenant: t.id,
+    prefix: t.id + "\t" + b.id,
+    byClient: has("client_id"),
+    bySub: has("sub"),
+    byPatient: has("patient"),
+    byClass: has("class"),
+    classes: b.classes,
+    rate: b.rate,
+    burst: b.burst,
+    shadow: b.shadow,
+    policyItem: '"' + b.id + '";q=' + string.format("%d", b.burst) + ";w=" + string.format("%d", math.max(1, math.ceil(b.burst / b.rate))),
+    metric: "q\t" + t.id + "\t" + b.id + "\t",
+    gauge: "t\t" + t.id + "\t" + b.id,
+  };
+}
+
+export const byTenant = new LuaTable<string, Budget[]>();
+for (const t of policy.tenants) {
+  const list: Budget[] = [];
+  for (const b of t.budgets) list.push(compile(t, b));
+  byTenant.set(t.id, list);
+}
+
+/**
+ * The bucket key of a request in a budget, or undefined when the request lacks one of the
+ * budget's values (no token, no patient in context): the budget does not apply to it.
+ */
+export function keyOf(b: Budget, id: Identity | undefined, klass: string): string | undefined {
+  let k = b.prefix;
+  if (b.byClient) {
+    const v = id === undefined ? undefined : id.client_id;
+    if (v === undefined) return undefined;
+    k = k + "\tc=" + v;
+  }
+  if (b.bySub) {
+    const v = id === undefined ? undefined : id.sub;
+    if (v === undefined) return undefined;
+    k = k + "\ts=" + v;
+  }
+  if (b.byPatient) {
+    const v = id === undefined ? undefined : id.patient;
+    if (v === undefined) return undefined;
+    k = k + "\tp=" + v;
+  }
+  if (b.byClass) k = k + "\t" + klass;
+  if (k.length > MAX_KEY) k = b.prefix + "\t#" + ngx.md5(k);
+  return k;
+}

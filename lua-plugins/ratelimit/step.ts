@@ -1,0 +1,151 @@
+/**
+ * Pipeline step, cost tokens: after identity and authorization (a refused token is never
+ * charged) and after the write checks, so a request the gateway refuses for any other reason
+ * spends nothing. Every budget of the tenant that applies must admit the request's cost; when
+ * one refuses, the others get their tokens back.
+ *
+ * Its verdicts: a 429 `throttled` with an honest Retry-After (a client that waits that long is
+ * admitted, one that comes back earlier is not); a 403 `too-costly` for a request that costs
+ * more than a budget can ever hold; a 429 when a new bucket does not fit in the dict (it fails
+ * closed for that budget, counted). Shadow budgets only count what they would refuse.
+ * The RateLimit and RateLimit-Policy headers (draft-ietf-httpapi-ratelimit-headers) of the
+ * tightest enforced budget go on every response of the request, from `$fe_ratelimit*`.
+ */
+import { OUT_OF_ORDER, type Refusal, type RequestState, type Verdict } from "../core/request";
+import { interactionClass } from "../fhir/cost";
+import { countSoon, noteLowest } from "../metrics/metrics";
+import { debtOf, giveBack, keep, spend, waitFor, type BucketDict } from "./bucket";
+import { byTenant, keyOf, type Budget } from "./budgets";
+import { clusterEnabled, clusterReady, clusterShare, clusterSpend } from "./cluster";
+import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
+
+const now = ngx.now;
+
+/** Scratch lists reused by every request: the buckets charged so far, and their debts. */
+const charged: Budget[] = [];
+const chargedKeys: string[] = [];
+const chargedDebts: number[] = [];
+
+let lastFullWarn = 0;
+
+/** Once per 10 s per worker, not per request: a full dict is a sizing problem, not an event. */
+function warnDictFull(b: Budget): void {
+  const t = now();
+  if (t - lastFullWarn < 10) return;
+  lastFullWarn = t;
+  ngx.log(ngx.WARN, "fhir-edge: the rate-limit dict is full: budget ", b.id, " refuses requests that need a new bucket (raise limits.dictSize)");
+}
+
+/**
+ * Local buckets (this node's dict), at `share` of every budget (1, or 1/nodes while the cluster
+ * store is unreachable). `n` budgets of the tenant are looked at.
+ */
+function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState, cost: number, klass: string, share: number, prefix: string): Verdict {
+  const t = now();
+  let n = 0;
+  let refused: Budget | undefined;
+  let wait = 0;
+  let failed: Refusal | undefined;
+  let tight: Budget | undefined;
+  let tightLeft = 0;
+  let tightDebt = 0;
+  let refusedRate = 0;
+  let refusedBurst = 0;
+  for (let i = 0; i < budgets.length; i++) {
+    const b = budgets[i]!;
+    if (b.classes !== undefined && b.classes.get(klass as never) !== true) continue;
+    const key = keyOf(b, st.id, klass);
+    if (key === undefined) continue;
+    const rate = b.rate * share;
+    const burst = b.burst * share;
+    if (cost > burst) {
+      countSoon(b.metric + (b.shadow ? "shadow_too_costly" : "too_costly"));
+      if (!b.shadow && failed === undefined && refused === undefined) failed = tooCostly(b, cost, burst);
+      continue;
+    }
+    const k = prefix + key;
+    if (refused !== undefined || failed !== undefined) {
+      // Already refused: only how long this one would make the client wait.
+      if (!b.shadow) {
+        const w = waitFor(debtOf(d, k, t, rate) + cost, burst, rate);
+        if (w > wait) wait = w;
+      }
+      continue;
+    }
+    const [debt] = spend(d, k, cost, t, rate);
+    if (debt === undefined) {
+      countSoon(b.metric + "dict_full");
+      if (!b.shadow) failed = DICT_FULL;
+      warnDictFull(b);
+      continue;
+    }
+    if (debt > burst) {
+      giveBack(d, k, cost);
+      if (b.shadow) {
+        countSoon(b.metric + "shadow_refused");
+        continue;
+      }
+      refused = b;
+      refusedRate = rate;
+      refusedBurst = burst;
+      wait = waitFor(debt, burst, rate);
+      tightDebt = debt - cost;
+      continue;
+    }
+    charged[n] = b;
+    chargedKeys[n] = k;
+    chargedDebts[n] = debt;
+    n = n + 1;
+    if (!b.shadow) {
+      const left = burst - debt;
+      if (tight === undefined || left < tightLeft) {
+        tight = b;
+        tightLeft = left;
+        tightDebt = debt;
+      }
+    }
+  }
+  if (refused !== undefined || failed !== undefined) {
+    for (let i = 0; i < n; i++) giveBack(d, chargedKeys[i]!, cost);
+    if (refused === undefined) return failed;
+    countSoon(refused.metric + "refused");
+    setHeaders(refused, tightDebt, refusedBurst, refusedRate);
+    return throttled(refused, wait);
+  }
+  for (let i = 0; i < n; i++) {
+    const b = charged[i]!;
+    const debt = chargedDebts[i]!;
+    keep(d, chargedKeys[i]!, debt, b.rate * share);
+    countSoon(b.metric + "admitted");
+    noteLowest(b.gauge, b.burst * share - debt);
+  }
+  if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst * share, tight.rate * share);
+  return undefined;
+}
+
+const LOCAL = "";
+const FALLBACK = "f\t";
+const FALLBACK_COUNT = "rf\tlocal";
+
+export function spendTokens(st: RequestState): Verdict {
+  const tenant = st.tenant;
+  const c = st.c;
+  if (tenant === undefined || c === undefined) return OUT_OF_ORDER;
+  const budgets = byTenant.get(tenant.id);
+  if (budgets === undefined || budgets.length === 0) return undefined;
+  const cost = c.cost;
+  if (cost <= 0) return undefined;
+  const d = ngx.shared.fe_ratelimit;
+  if (d === undefined) return OUT_OF_ORDER;
+  const klass = interactionClass(c) ?? "none";
+  if (clusterEnabled) {
+    if (clusterReady()) {
+      const [v, failed] = clusterSpend(budgets, st, cost, klass);
+      if (failed === undefined) return v;
+    }
+    // The cluster store is failing: this node limits alone, at its share, in its own buckets.
+    countSoon(FALLBACK_COUNT);
+    return spendLocal(d as unknown as BucketDict, budgets, st, cost, klass, clusterShare, FALLBACK);
+  }
+  return spendLocal(d as unknown as BucketDict, budgets, st, cost, klass, 1, LOCAL);
+}
