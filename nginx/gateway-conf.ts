@@ -309,6 +309,9 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       d("lua_shared_dict", "fe_auth", "4m"),
       // Token buckets (ratelimit/bucket): a full bucket is no entry, so this holds the busy ones.
       d("lua_shared_dict", "fe_ratelimit", `${Math.max(1, Math.ceil(ir.ratelimit.dict_bytes / 1024))}k`),
+      // A cosocket failure (Redis down) would log an [error] per attempt; ratelimit/cluster
+      // logs its own warning once per interval instead, and counts every failure.
+      d("lua_socket_log_errors", "off"),
       lua("init_by_lua_block", 'require("phases.init").init()'),
       lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "") + (hooks?.init !== undefined ? `\n${hooks.init}` : "")),
       ...(hooks?.exit !== undefined ? [lua("exit_worker_by_lua_block", hooks.exit)] : []),

@@ -71,7 +71,8 @@ const password = conf === undefined ? undefined : conf.password_env !== undefine
 
 let redisModule: RedisModule | undefined;
 let sha: string | undefined;
-/** While `now < downUntil` the worker does not call Redis. */
+/** After a failure the worker counts locally; at `downUntil` one request probes Redis again. */
+let down = false;
 let downUntil = 0;
 let lastWarn = 0;
 const WARN_EVERY = 10;
@@ -96,12 +97,22 @@ function warnOnce(msg: string): void {
   ngx.log(ngx.WARN, "fhir-edge: cluster rate limits: ", msg, "; counting locally at 1/", conf === undefined ? 1 : conf.nodes, " of each budget");
 }
 
-/** True when budgets go to Redis for this request (configured, and not backing off a failure). */
+/**
+ * True when budgets go to Redis for this request: configured, and not backing off a failure.
+ * While backing off, one request per `retry_s` probes (the others keep counting locally), so a
+ * Redis that is down sees one try per worker per interval, not one per request.
+ */
 export function clusterReady(): boolean {
-  return clusterEnabled && ngx.now() >= downUntil;
+  if (!clusterEnabled) return false;
+  if (!down) return true;
+  const t = ngx.now();
+  if (t < downUntil) return false;
+  downUntil = t + conf!.retry_s;
+  return true;
 }
 
 function fail(msg: string): LuaMultiReturn<[undefined, number]> {
+  down = true;
   downUntil = ngx.now() + conf!.retry_s;
   countSoon("rf\tfailed");
   setGauge("ru", 0);
@@ -184,6 +195,10 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
     return fail(err ?? "bad reply");
   }
   red.set_keepalive(conf!.idle_ms, conf!.pool_size);
+  if (down) {
+    down = false;
+    ngx.log(ngx.WARN, "fhir-edge: cluster rate limits: Redis answers again; budgets count in Redis");
+  }
   setGauge("ru", 1);
   const out = res as (number | string)[];
   const admitted = out[0] === 1;

@@ -1,0 +1,204 @@
+/**
+ * Cluster quotas: two gateways (separate nginx processes) spend from one budget in one real
+ * redis-server (`limits.store: "redis"`, a server-side script per request). Stopped Redis: each
+ * node limits alone at half the budget (`nodes: 2`), nothing 500s, and the fallback is counted
+ * and logged once per interval. Redis back: the nodes use it again by themselves.
+ *
+ * What reached the upstream is counted there, per gateway (each sends its own bundle version in
+ * X-Policy-Version).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { milliseconds, perSecond, seconds, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { freePort } from "../../harness/ports.ts";
+
+const RATE = 100;
+const BURST = 50;
+const CONNECTIONS = 16;
+/**
+ * Admitted cost against burst + rate x elapsed. The script runs on Redis's clock, so the two
+ * nodes share one bucket exactly; 1% of the allowed total, plus one request per connection in
+ * flight when the clock stops, covers the edges of the measured window.
+ */
+const TOLERANCE = 0.01;
+
+let redisPort = 0;
+let redis: ChildProcess | undefined;
+let upstream: http.Server | undefined;
+const seen = new Map<string, number>();
+let a: OwnGateway;
+let b: OwnGateway;
+
+function startRedis(): Promise<void> {
+  redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  return waitFor(() => redisCli("PING") === "PONG", 5000);
+}
+
+function redisCli(...args: string[]): string {
+  return spawnSync("redis-cli", ["-p", String(redisPort), ...args], { encoding: "utf8" }).stdout.trim();
+}
+
+async function stopRedis(): Promise<void> {
+  const r = redis;
+  redis = undefined;
+  if (r === undefined || r.exitCode !== null) return;
+  const exited = new Promise((res) => r.once("exit", res));
+  r.kill("SIGKILL");
+  await exited;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function policy(name: string, upstreamUrl: string): PolicyInput {
+  return {
+    name,
+    // A generous timeout: on this shared 2-core machine a call can take 50 ms under load, and a
+    // timeout is a fallback episode (each node's local bucket starts full). Stopped Redis
+    // refuses connections at once, so the fallback tests do not wait on it.
+    limits: { store: "redis", redis: { url: `redis://127.0.0.1:${redisPort}`, nodes: 2, timeout: milliseconds(1000), retryAfter: seconds(1) } },
+    tenants: [{ id: "t", pathPrefix: "/t", anonymous: true, upstream: { url: upstreamUrl }, budgets: [{ id: "global", rate: perSecond(RATE), burst: tokens(BURST) }] }],
+  };
+}
+
+interface LoadResult {
+  readonly statuses: Record<string, number>;
+  readonly ms: number;
+}
+
+/** Keep-alive GETs from `connections` clients on each gateway, for `ms`. */
+async function load(gateways: readonly OwnGateway[], connections: number, ms: number): Promise<LoadResult> {
+  const statuses: Record<string, number> = {};
+  const agents = gateways.map(() => new http.Agent({ keepAlive: true, maxSockets: connections }));
+  const started = Date.now();
+  const once = (g: OwnGateway, agent: http.Agent): Promise<string> =>
+    new Promise((resolve) => {
+      const u = new URL(g.url);
+      const req = http.get({ host: u.hostname, port: u.port, path: "/t/fhir/Patient/1", agent }, (res) => {
+        res.resume();
+        res.on("end", () => resolve(String(res.statusCode ?? 0)));
+      });
+      req.on("error", (e) => resolve(`error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    });
+  const client = async (g: OwnGateway, agent: http.Agent): Promise<void> => {
+    while (Date.now() - started < ms) {
+      const s = await once(g, agent);
+      statuses[s] = (statuses[s] ?? 0) + 1;
+    }
+  };
+  await Promise.all(gateways.flatMap((g, i) => Array.from({ length: connections }, () => client(g, agents[i]!))));
+  const elapsed = Date.now() - started;
+  for (const ag of agents) ag.destroy();
+  return { statuses, ms: elapsed };
+}
+
+function admitted(): number {
+  let n = 0;
+  for (const v of seen.values()) n += v;
+  return n;
+}
+
+async function metric(g: OwnGateway, name: string): Promise<number[]> {
+  const text = await g.metrics();
+  return text
+    .split("\n")
+    .filter((l) => l.startsWith(name + " ") || l.startsWith(name + "{"))
+    .map((l) => Number(l.slice(l.lastIndexOf(" ") + 1)));
+}
+
+beforeAll(async () => {
+  redisPort = await freePort();
+  await startRedis();
+  upstream = http.createServer((req, res) => {
+    const v = String(req.headers["x-policy-version"] ?? "?");
+    seen.set(v, (seen.get(v) ?? 0) + 1);
+    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Patient","id":"1"}');
+  });
+  await new Promise<void>((r) => upstream!.listen(0, "127.0.0.1", r));
+  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  a = await startGateway(policy("cluster-a", url));
+  b = await startGateway(policy("cluster-b", url));
+});
+
+afterAll(async () => {
+  await a?.stop();
+  await b?.stop();
+  await stopRedis();
+  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+});
+
+describe("cluster budgets in Redis", () => {
+  it("two gateways spend from one global budget, within 1% of what it allows", async () => {
+    seen.clear();
+    const r = await load([a, b], CONNECTIONS, 3000);
+    const allowed = BURST + (RATE * r.ms) / 1000;
+    const got = admitted();
+    console.log(`cluster: ${got} admitted of ${allowed.toFixed(1)} allowed in ${r.ms} ms (${(((got - allowed) / allowed) * 100).toFixed(2)}%), statuses ${JSON.stringify(r.statuses)}, per node ${JSON.stringify([...seen.values()])}`);
+    expect(Object.keys(r.statuses).sort()).toEqual(["200", "429"]);
+    expect(r.statuses["200"]).toBe(got);
+    expect(Math.abs(got - allowed)).toBeLessThanOrEqual(allowed * TOLERANCE + 2 * CONNECTIONS);
+    // Both nodes were admitted from the one bucket: neither had a budget of its own.
+    expect([...seen.values()].every((n) => n > got / 4)).toBe(true);
+    expect(Number(redisCli("DBSIZE"))).toBeGreaterThan(0);
+    await new Promise((res) => setTimeout(res, 700));
+    for (const g of [a, b]) expect(await metric(g, "fe_ratelimit_fallback_total")).toEqual([0]);
+    expect(a.newSeriousLines()).toEqual([]);
+    expect(b.newSeriousLines()).toEqual([]);
+  });
+
+  it("with Redis stopped each node limits alone at its share, nothing 500s, and the fallback is counted and logged once per interval", async () => {
+    await stopRedis();
+    seen.clear();
+    const r = await load([a, b], CONNECTIONS, 2500);
+    const perNode = BURST / 2 + (RATE / 2) * (r.ms / 1000);
+    console.log(`fallback: per node ${JSON.stringify([...seen.values()])} of ${perNode.toFixed(1)} each in ${r.ms} ms, statuses ${JSON.stringify(r.statuses)}`);
+    expect(Object.keys(r.statuses).sort()).toEqual(["200", "429"]);
+    for (const n of seen.values()) expect(Math.abs(n - perNode)).toBeLessThanOrEqual(perNode * TOLERANCE + CONNECTIONS);
+    await new Promise((res) => setTimeout(res, 700));
+    for (const g of [a, b]) {
+      expect((await metric(g, "fe_ratelimit_fallback_total"))[0]).toBeGreaterThan(0);
+      expect(await metric(g, "fe_ratelimit_redis_up")).toEqual([0]);
+      // The calls in flight when Redis went away fail together (at most one per connection);
+      // after that, one probe per second (retryAfter), not one per request.
+      const failures = (await metric(g, "fe_ratelimit_redis_failures_total"))[0]!;
+      expect(failures).toBeGreaterThan(0);
+      expect(failures).toBeLessThanOrEqual(CONNECTIONS + Math.ceil(r.ms / 1000) + 1);
+      expect(g.newSeriousLines()).toEqual([]);
+      // Said once per 10 s per worker, however many requests fell back.
+      expect(readFileSync(g.errorLog, "utf8").split("\n").filter((l) => l.includes("[warn]") && l.includes("counting locally"))).toHaveLength(1);
+    }
+  });
+
+  it("when Redis is back, the nodes use it again by themselves", async () => {
+    await startRedis();
+    // The workers try Redis again one retryAfter (1 s) after their last failure.
+    await waitFor(async () => {
+      await fetch(`${a.url}/t/fhir/Patient/1`);
+      await fetch(`${b.url}/t/fhir/Patient/1`);
+      return Number(redisCli("DBSIZE")) > 0;
+    }, 5000);
+    await new Promise((res) => setTimeout(res, 1200));
+    seen.clear();
+    const r = await load([a, b], CONNECTIONS, 2000);
+    const got = admitted();
+    // The Redis bucket was spent a little by the probes above, so at most the full allowance.
+    const allowed = BURST + (RATE * r.ms) / 1000;
+    console.log(`recovered: ${got} admitted of ${allowed.toFixed(1)} allowed in ${r.ms} ms, statuses ${JSON.stringify(r.statuses)}`);
+    expect(Object.keys(r.statuses).sort()).toEqual(["200", "429"]);
+    expect(got).toBeLessThanOrEqual(allowed * (1 + TOLERANCE) + 2 * CONNECTIONS);
+    expect(got).toBeGreaterThanOrEqual(allowed * (1 - TOLERANCE) - BURST - 2 * CONNECTIONS);
+    await new Promise((res) => setTimeout(res, 700));
+    for (const g of [a, b]) expect(await metric(g, "fe_ratelimit_redis_up")).toEqual([1]);
+    expect(a.newSeriousLines()).toEqual([]);
+    expect(b.newSeriousLines()).toEqual([]);
+  });
+});
