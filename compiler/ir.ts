@@ -130,6 +130,8 @@ export interface RedisIR {
   idle_ms: number;
   nodes: number;
   retry_s: number;
+  /** Local counts pushed every this many ms; null: a script per request. */
+  sync_ms: number | null;
 }
 
 export interface UpstreamIR {
@@ -243,6 +245,7 @@ function lowerRateLimit(p: PolicyInput): RateLimitIR {
       idle_ms: (r.idleTimeout ?? DEFAULTS.redis.idleTimeout).ms,
       nodes: r.nodes,
       retry_s: (r.retryAfter ?? DEFAULTS.redis.retryAfter).ms / 1000,
+      sync_ms: r.sync?.ms ?? null,
     };
   }
   return { store: l?.store ?? DEFAULTS.ratelimit.store, dict_bytes: (l?.dictSize ?? DEFAULTS.ratelimit.dictSize).bytes, redis };

@@ -230,6 +230,14 @@ export interface RedisProps {
   readonly nodes: number;
   /** After a failed call, how long a worker counts locally before it tries Redis again. @default seconds(1) */
   readonly retryAfter?: Duration;
+  /**
+   * Count locally and push to Redis every `sync`, instead of a script call per request. Cheaper
+   * (no Redis call on the request path) and looser: between syncs each worker of each node
+   * counts the refill as its own, so the cluster may admit up to (workers - 1) x (burst + rate x
+   * sync) more than a budget allows (see lua-plugins/ratelimit/README.md).
+   * @default none: a script per request, exact across the cluster
+   */
+  readonly sync?: Duration;
 }
 
 export interface LimitsProps {

@@ -83,6 +83,7 @@ export interface RedisIR {
   readonly idle_ms: number;
   readonly nodes: number;
   readonly retry_s: number;
+  readonly sync_ms: number | undefined;
 }
 
 export interface RateLimitIR {

@@ -9,6 +9,8 @@ import "./errors";
 import "./admin";
 import "./floor";
 import { flushSoon, FLUSH_EVERY } from "../metrics/metrics";
+import { syncEvery } from "../ratelimit/redis";
+import { syncNow } from "../ratelimit/sync";
 
 export function init(this: void): void {
   // Loading happens through the imports above; nothing else to do once they resolved.
@@ -28,4 +30,5 @@ const JIT_LIMITS = ["maxirconst=2000"];
 export function init_worker(this: void): void {
   (jit.opt as { start(this: void, ...opts: string[]): void }).start(...JIT_LIMITS);
   ngx.timer.every(FLUSH_EVERY, flushSoon);
+  if (syncEvery !== undefined) ngx.timer.every(syncEvery, syncNow);
 }

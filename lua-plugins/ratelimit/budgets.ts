@@ -28,6 +28,14 @@ export interface Budget {
   readonly gauge: string;
 }
 
+/**
+ * Bucket time counts from here, not from 1970: a spent mark is seconds x rate, and from 1970
+ * (1.8e9 s) at a million tokens a second it would be past 2^53, where a double cannot add 1.
+ * From 2025-06 it stays below 2^48 until 2030. Fixed, so buckets survive a reload, and the
+ * same in Redis, so every node agrees.
+ */
+export const ORIGIN = 1_750_000_000;
+
 /** Longer keys (client ids, subs and patients come from tokens) are hashed; 256 bytes keeps a bucket small. */
 const MAX_KEY = 256;
 

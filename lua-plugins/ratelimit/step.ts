@@ -15,11 +15,17 @@ import { OUT_OF_ORDER, type Refusal, type RequestState, type Verdict } from "../
 import { interactionClass } from "../fhir/cost";
 import { countSoon, noteLowest } from "../metrics/metrics";
 import { debtOf, giveBack, keep, spend, waitFor, type BucketDict } from "./bucket";
-import { byTenant, keyOf, type Budget } from "./budgets";
-import { clusterEnabled, clusterReady, clusterShare, clusterSpend } from "./cluster";
+import { byTenant, keyOf, ORIGIN, type Budget } from "./budgets";
+import { clusterSpend } from "./cluster";
+import { clusterEnabled, clusterShare, redisDown, redisReady, syncEvery } from "./redis";
+import { syncSpend } from "./sync";
 import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
 
-const now = ngx.now;
+const ngxNow = ngx.now;
+
+function now(): number {
+  return ngxNow() - ORIGIN;
+}
 
 /** Scratch lists reused by every request: the buckets charged so far, and their debts. */
 const charged: Budget[] = [];
@@ -139,7 +145,9 @@ export function spendTokens(st: RequestState): Verdict {
   if (d === undefined) return OUT_OF_ORDER;
   const klass = interactionClass(c) ?? "none";
   if (clusterEnabled) {
-    if (clusterReady()) {
+    if (syncEvery !== undefined) {
+      if (!redisDown()) return syncSpend(budgets, st, cost, klass);
+    } else if (redisReady()) {
       const [v, failed] = clusterSpend(budgets, st, cost, klass);
       if (failed === undefined) return v;
     }

@@ -1,0 +1,173 @@
+/**
+ * Cluster budgets counted locally and synced on an interval (`limits.redis.sync`): the cheaper,
+ * looser way. Each worker decides alone from what it knew at its last sync: a bucket's global
+ * debt then, refilled since at the budget's rate, plus what this worker spent since. Every
+ * `sync` seconds a timer pushes the worker's spending to Redis (one script for all its buckets)
+ * and takes back each bucket's global debt.
+ *
+ * What that costs in accuracy, measured in test/integration/ratelimit/cluster.test.ts and
+ * written up in ratelimit/README.md: between two syncs every worker of every node counts the
+ * refill as its own, so the cluster admits up to (workers - 1) x (burst + rate x sync) more
+ * than the budget; the debt this leaves in Redis is paid back by waiting after, so the
+ * sustained rate holds. When Redis fails, a node decides from its last view until its next
+ * sync fails, then counts locally at its share: after an idle pause that is up to one more
+ * burst per node. A request path with no Redis call: nothing but Lua arithmetic.
+ *
+ * Bounded: at most MAX_VIEWS buckets per worker (a new one past that is refused, counted as
+ * dict_full); a bucket that is full again and has nothing to push is forgotten at the sync.
+ */
+import type { RequestState, Verdict } from "../core/request";
+import { countSoon, noteLowest } from "../metrics/metrics";
+import { keyOf, ORIGIN, type Budget } from "./budgets";
+import { evalScript, redisReady } from "./redis";
+import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
+
+interface View {
+  /** The bucket's global debt at the last sync, and the worker's (origin-based) time then. */
+  debt: number;
+  at: number;
+  /** Spent by this worker since the last sync, and what is being pushed right now. */
+  spent: number;
+  pushing: number;
+  readonly rate: number;
+  readonly burst: number;
+}
+
+const MAX_VIEWS = 10_000;
+const views = new LuaTable<string, View>();
+let viewCount = 0;
+
+/**
+ * KEYS: buckets; ARGV: origin, then delta, rate per key. Adds each delta to the bucket's spent
+ * mark (a full bucket starts at now x rate) and returns every bucket's debt, as strings.
+ */
+export const SYNC_SCRIPT = [
+  "local t = redis.call('TIME')",
+  "local now = tonumber(t[1]) - tonumber(ARGV[1]) + tonumber(t[2]) / 1000000",
+  "local out = {}",
+  "for i = 1, #KEYS do",
+  "  local delta, rate = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])",
+  "  local granted = now * rate",
+  "  local v = tonumber(redis.call('GET', KEYS[i]))",
+  "  if v == nil or v < granted then v = granted end",
+  "  v = v + delta",
+  "  if v > granted then redis.call('SET', KEYS[i], string.format('%.17g', v), 'PX', math.ceil((v - granted) / rate * 1000) + 1) end",
+  "  out[i] = string.format('%.17g', v - granted)",
+  "end",
+  "return out",
+].join("\n");
+
+function debtNow(v: View, t: number): number {
+  const d = v.debt - v.rate * (t - v.at);
+  return (d > 0 ? d : 0) + v.pushing + v.spent;
+}
+
+const used: View[] = [];
+
+/** A request against the worker's views: admitted (and counted for the next push) or refused. */
+export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: number, klass: string): Verdict {
+  const t = ngx.now() - ORIGIN;
+  let n = 0;
+  let tight: Budget | undefined;
+  let tightLeft = 0;
+  let tightDebt = 0;
+  for (let i = 0; i < budgets.length; i++) {
+    const b = budgets[i]!;
+    if (b.classes !== undefined && b.classes.get(klass as never) !== true) continue;
+    const key = keyOf(b, st.id, klass);
+    if (key === undefined) continue;
+    if (cost > b.burst) {
+      countSoon(b.metric + (b.shadow ? "shadow_too_costly" : "too_costly"));
+      if (!b.shadow) return tooCostly(b, cost, b.burst);
+      continue;
+    }
+    let v = views.get(key);
+    if (v === undefined) {
+      if (viewCount >= MAX_VIEWS) {
+        countSoon(b.metric + "dict_full");
+        if (!b.shadow) return DICT_FULL;
+        continue;
+      }
+      v = { debt: 0, at: t, spent: 0, pushing: 0, rate: b.rate, burst: b.burst };
+      views.set(key, v);
+      viewCount = viewCount + 1;
+    }
+    const debt = debtNow(v, t) + cost;
+    if (debt > b.burst) {
+      if (b.shadow) {
+        countSoon(b.metric + "shadow_refused");
+        continue;
+      }
+      countSoon(b.metric + "refused");
+      setHeaders(b, debt - cost, b.burst, b.rate);
+      return throttled(b, (debt - b.burst) / b.rate);
+    }
+    used[n] = v;
+    n = n + 1;
+    if (!b.shadow) {
+      countSoon(b.metric + "admitted");
+      const left = b.burst - debt;
+      noteLowest(b.gauge, left);
+      if (tight === undefined || left < tightLeft) {
+        tight = b;
+        tightLeft = left;
+        tightDebt = debt;
+      }
+    }
+  }
+  for (let i = 0; i < n; i++) used[i]!.spent = used[i]!.spent + cost;
+  if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
+  return undefined;
+}
+
+const MAX_PER_CALL = 500;
+const keys: string[] = [];
+const pushed: View[] = [];
+const argv: (string | number)[] = [];
+
+/** One script call for up to MAX_PER_CALL buckets in keys[0..n). */
+function push(n: number): void {
+  for (let i = 0; i < n; i++) {
+    argv[i] = keys[i]!;
+    argv[n + 2 * i + 1] = pushed[i]!.pushing;
+    argv[n + 2 * i + 2] = pushed[i]!.rate;
+  }
+  argv[n] = ORIGIN;
+  const res = evalScript("sync", SYNC_SCRIPT, n, argv, 3 * n + 1);
+  const t = ngx.now() - ORIGIN;
+  for (let i = 0; i < n; i++) {
+    const v = pushed[i]!;
+    if (res === undefined) {
+      // Not pushed: it goes with the next sync.
+      v.spent = v.spent + v.pushing;
+    } else {
+      v.debt = tonumber(res[i]) ?? v.debt;
+      v.at = t;
+    }
+    v.pushing = 0;
+  }
+}
+
+/** Timer: every bucket the worker spent from, or still holds debt in, goes to Redis. */
+export function syncNow(this: void, premature: boolean): void {
+  if (premature || !redisReady()) return;
+  const t = ngx.now() - ORIGIN;
+  let n = 0;
+  for (const [key, v] of pairs(views)) {
+    if (v.spent === 0 && v.debt - v.rate * (t - v.at) <= 0) {
+      views.delete(key);
+      viewCount = viewCount - 1;
+      continue;
+    }
+    v.pushing = v.spent;
+    v.spent = 0;
+    keys[n] = key;
+    pushed[n] = v;
+    n = n + 1;
+    if (n === MAX_PER_CALL) {
+      push(n);
+      n = 0;
+    }
+  }
+  if (n > 0) push(n);
+}
