@@ -3,16 +3,33 @@
  * the static bench upstream. BENCH_ROUTES=off drops the route tables, to show their cost.
  * BENCH_AUTH=on makes both tenants require tokens from FHIR_EDGE_BENCH_ISSUER (the demo
  * oidc-provider the bench starts); otherwise they are anonymous (pass-through).
+ * BENCH_LIMITS=local|redis|sync gives both tenants two budgets that every request spends from
+ * (the tenant's, and one per interaction class), in this node's dict, in Redis with a script
+ * per request (FHIR_EDGE_BENCH_REDIS), or counted locally and synced every 100 ms. They are
+ * sized never to refuse: the bench measures what admitting costs.
  */
-import { definePolicy, seconds, type RouteProps, type TenantProps } from "fhir-edge";
+import { definePolicy, milliseconds, perSecond, seconds, tokens, type BudgetProps, type LimitsProps, type RouteProps, type TenantProps } from "fhir-edge";
 
 const upstream = process.env["FHIR_EDGE_BENCH_UPSTREAM"] ?? "http://127.0.0.1:8199";
 const routes = (r: RouteProps[]): RouteProps[] => (process.env["BENCH_ROUTES"] === "off" ? [] : r);
 const auth = process.env["BENCH_AUTH"] === "on";
 const access: Pick<TenantProps, "issuers" | "anonymous"> = auth ? { issuers: ["bench"] } : { anonymous: true };
+const limits = process.env["BENCH_LIMITS"];
+const budgets: BudgetProps[] =
+  limits === undefined
+    ? []
+    : [
+        { id: "tenant", rate: perSecond(1_000_000), burst: tokens(100_000_000) },
+        { id: "per-class", per: ["class"], rate: perSecond(1_000_000), burst: tokens(100_000_000) },
+      ];
+const store: LimitsProps =
+  limits === "redis" || limits === "sync"
+    ? { store: "redis", redis: { url: process.env["FHIR_EDGE_BENCH_REDIS"] ?? "redis://127.0.0.1:6379", nodes: 1, ...(limits === "sync" ? { sync: milliseconds(100) } : {}) } }
+    : {};
 
 export default definePolicy({
   name: "bench",
+  limits: store,
   resolution: { order: ["claim", "path"] },
   issuers: auth
     ? [{ id: "bench", issuer: process.env["FHIR_EDGE_BENCH_ISSUER"] ?? "http://127.0.0.1:8104", audiences: ["https://fhir-edge.local/fhir"], mode: "jwt" }]
@@ -24,6 +41,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
       ...access,
+      budgets,
       // The cache scenario's terminology expansion (operations not listed are refused).
       operations: [{ name: "$expand", permission: "r" }],
       routes: routes([
@@ -37,6 +55,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
       ...access,
+      budgets,
       // The export scenario's status polls; the kick-off itself needs system/*.rs.
       operations: [{ name: "$export-poll-status", permission: "r" }],
       routes: routes([{ id: "expensive-search", match: { interactions: ["search-type"], resourceTypes: ["Condition"] }, cost: 8 }]),

@@ -39,7 +39,7 @@ import {
 } from "./report.ts";
 import { fallbackPlan } from "./plan.ts";
 import { isScenarioId, SCENARIO_IDS, SCENARIOS, tokenFor, type ScenarioId, type TokenSpec } from "./scenarios.ts";
-import { checkProxies, FLOOR, freePorts, GATEWAY_VARIANTS, KEEPALIVE_REQUESTS, startBareProxy, startGateway, startStaticUpstream, type GatewayVariant, type Target } from "./targets.ts";
+import { checkProxies, FLOOR, freePorts, GATEWAY_VARIANTS, KEEPALIVE_REQUESTS, startBareProxy, startGateway, startRedis, startStaticUpstream, type GatewayVariant, type Target } from "./targets.ts";
 import { startAuthz, type Authz } from "../demo/authz.ts";
 
 const BENCH = path.join(PACKAGE_ROOT, "bench");
@@ -255,6 +255,12 @@ async function main(): Promise<void> {
     }
     const upPort = await freePort();
     running.push(await startStaticUpstream(OUT, upPort));
+    const wanted = o.profile.length > 0 ? o.profile : o.variants;
+    if (wanted.some((n) => GATEWAY_VARIANTS.find((g) => g.name === n)?.env?.["BENCH_LIMITS"] === "redis" || GATEWAY_VARIANTS.find((g) => g.name === n)?.env?.["BENCH_LIMITS"] === "sync")) {
+      const redisPort = await freePort();
+      running.push(await startRedis(redisPort));
+      process.env["FHIR_EDGE_BENCH_REDIS"] = `redis://127.0.0.1:${redisPort}`;
+    }
 
     const sections: string[] = [];
     let lua: Parameters<typeof sectionMarkdown>[2];

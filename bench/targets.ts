@@ -218,6 +218,30 @@ async function plainNginx(name: string, description: string, dir: string, port: 
   return { name, description, port, cpuSeconds: () => workersCpuSeconds(child.pid), workerPids: () => childPids(child.pid), stop: stopper(child) };
 }
 
+/** CPU seconds of one process (redis-server is single-threaded for commands). */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
+}
+
+/** The cluster store of the limits-redis and limits-sync variants: Debian's redis-server, in memory only. */
+export async function startRedis(port: number): Promise<Target> {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = net.connect(port, "127.0.0.1", () => sock.end(() => resolve(true)));
+      sock.on("error", () => resolve(false));
+    });
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { name: "redis", description: "redis-server (cluster store)", port, cpuSeconds: () => processCpuSeconds(child.pid), workerPids: () => (child.pid === undefined ? [] : [child.pid]), stop: stopper(child) };
+}
+
 export function startStaticUpstream(outDir: string, port: number): Promise<Target> {
   return plainNginx("upstream", "static FHIR upstream", path.join(outDir, "upstream"), port, upstreamConf(path.join(outDir, "upstream"), port));
 }
@@ -259,6 +283,10 @@ export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
     token: "patient",
   },
   { name: "no-metrics", description: "gateway without the log phase (metrics)", phasesOff: ["log"] },
+  // Two budgets on every request (the tenant's and one per class), sized never to refuse.
+  { name: "limits", description: "gateway with two local budgets (shared-dict token buckets)", env: { BENCH_LIMITS: "local" } },
+  { name: "limits-redis", description: "gateway with the two budgets in Redis, a script per request", env: { BENCH_LIMITS: "redis" } },
+  { name: "limits-sync", description: "gateway with the two budgets counted locally, synced to Redis every 100 ms", env: { BENCH_LIMITS: "sync" } },
   { name: "no-routes", description: "gateway with empty route tables", env: { BENCH_ROUTES: "off" } },
 ];
 

@@ -5,6 +5,12 @@
 import type { BudgetIR, InteractionClass, TenantIR } from "../generated/policy";
 import * as policy from "../generated/policy";
 import type { Identity } from "../auth/cache";
+import { countSoon } from "../metrics/metrics";
+
+/** fe_ratelimit_decisions_total's outcomes. */
+export type Outcome = "admitted" | "refused" | "shadow_refused" | "too_costly" | "shadow_too_costly" | "dict_full";
+const OUTCOMES: readonly Outcome[] = ["admitted", "refused", "shadow_refused", "too_costly", "shadow_too_costly", "dict_full"];
+const CLASSES = ["read", "search", "write", "export", "operation", "none"];
 
 export interface Budget {
   readonly id: string;
@@ -22,8 +28,10 @@ export interface Budget {
   readonly shadow: boolean;
   /** `"id";q=<burst>;w=<seconds to refill the burst>` (draft-ietf-httpapi-ratelimit-headers). */
   readonly policyItem: string;
-  /** Metric key prefix: `q \t tenant \t budget \t` + outcome. */
-  readonly metric: string;
+  /** Metric keys by outcome: `q \t tenant \t budget \t outcome`, built once. */
+  readonly counts: Readonly<Record<Outcome, string>>;
+  /** Bucket keys by class, built once, for a budget per class alone (no identity values). */
+  readonly classKeys: LuaTable<string, string> | undefined;
   /** The tokens-remaining gauge's key. */
   readonly gauge: string;
 }
@@ -38,6 +46,23 @@ export const ORIGIN = 1_750_000_000;
 
 /** Longer keys (client ids, subs and patients come from tokens) are hashed; 256 bytes keeps a bucket small. */
 const MAX_KEY = 256;
+
+function countKeys(prefix: string): Record<Outcome, string> {
+  const out = {} as Record<Outcome, string>;
+  for (const o of OUTCOMES) out[o] = prefix + o;
+  return out;
+}
+
+function classKeys(prefix: string): LuaTable<string, string> {
+  const out = new LuaTable<string, string>();
+  for (const c of CLASSES) out.set(c, prefix + "\t" + c);
+  return out;
+}
+
+/** One decision, counted in the worker and flushed by the metrics timer. */
+export function count(b: Budget, o: Outcome): void {
+  countSoon(b.counts[o]);
+}
 
 function compile(t: TenantIR, b: BudgetIR): Budget {
   const has = (d: string): boolean => {
@@ -57,7 +82,8 @@ function compile(t: TenantIR, b: BudgetIR): Budget {
     burst: b.burst,
     shadow: b.shadow,
     policyItem: '"' + b.id + '";q=' + string.format("%d", b.burst) + ";w=" + string.format("%d", math.max(1, math.ceil(b.burst / b.rate))),
-    metric: "q\t" + t.id + "\t" + b.id + "\t",
+    counts: countKeys("q\t" + t.id + "\t" + b.id + "\t"),
+    classKeys: has("class") && !has("client_id") && !has("sub") && !has("patient") ? classKeys(t.id + "\t" + b.id) : undefined,
     gauge: "t\t" + t.id + "\t" + b.id,
   };
 }
@@ -70,10 +96,13 @@ for (const t of policy.tenants) {
 }
 
 /**
- * The bucket key of a request in a budget, or undefined when the request lacks one of the
- * budget's values (no token, no patient in context): the budget does not apply to it.
+ * The bucket key of a request in a budget, or undefined when the budget does not apply to it:
+ * another class, or the request lacks one of the budget's values (no token, no patient).
  */
 export function keyOf(b: Budget, id: Identity | undefined, klass: string): string | undefined {
+  if (b.classes !== undefined && b.classes.get(klass as InteractionClass) !== true) return undefined;
+  const byClass = b.classKeys;
+  if (byClass !== undefined) return byClass.get(klass);
   let k = b.prefix;
   if (b.byClient) {
     const v = id === undefined ? undefined : id.client_id;

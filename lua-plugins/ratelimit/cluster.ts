@@ -6,8 +6,8 @@
  * interval sync (ratelimit/sync) trades for its lower cost: ratelimit/README.md.
  */
 import type { RequestState, Verdict } from "../core/request";
-import { countSoon, noteLowest } from "../metrics/metrics";
-import { keyOf, ORIGIN, type Budget } from "./budgets";
+import { noteLowest } from "../metrics/metrics";
+import { count, keyOf, ORIGIN, type Budget } from "./budgets";
 import { evalScript } from "./redis";
 import { setHeaders, throttled, tooCostly } from "./verdict";
 
@@ -55,11 +55,10 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
   let n = 0;
   for (let i = 0; i < budgets.length; i++) {
     const b = budgets[i]!;
-    if (b.classes !== undefined && b.classes.get(klass as never) !== true) continue;
     const key = keyOf(b, st.id, klass);
     if (key === undefined) continue;
     if (cost > b.burst) {
-      countSoon(b.metric + (b.shadow ? "shadow_too_costly" : "too_costly"));
+      count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow) return $multi(tooCostly(b, cost, b.burst), undefined);
       continue;
     }
@@ -90,7 +89,7 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
     const debt = tonumber(out[i + 1]) ?? 0;
     if (debt > b.burst) {
       if (b.shadow) {
-        countSoon(b.metric + "shadow_refused");
+        count(b, "shadow_refused");
         continue;
       }
       const w = (debt - b.burst) / b.rate;
@@ -102,7 +101,7 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
       continue;
     }
     if (!admitted || b.shadow) continue;
-    countSoon(b.metric + "admitted");
+    count(b, "admitted");
     const left = b.burst - debt;
     noteLowest(b.gauge, left);
     if (tight === undefined || left < tightLeft) {
@@ -112,7 +111,7 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
     }
   }
   if (refused !== undefined) {
-    countSoon(refused.metric + "refused");
+    count(refused, "refused");
     setHeaders(refused, tightDebt, refused.burst, refused.rate);
     return $multi(throttled(refused, wait), undefined);
   }

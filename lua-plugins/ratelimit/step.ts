@@ -15,7 +15,7 @@ import { OUT_OF_ORDER, type Refusal, type RequestState, type Verdict } from "../
 import { interactionClass } from "../fhir/cost";
 import { countSoon, noteLowest } from "../metrics/metrics";
 import { debtOf, giveBack, keep, spend, waitFor, type BucketDict } from "./bucket";
-import { byTenant, keyOf, ORIGIN, type Budget } from "./budgets";
+import { byTenant, count, keyOf, ORIGIN, type Budget } from "./budgets";
 import { clusterSpend } from "./cluster";
 import { clusterEnabled, clusterShare, redisDown, redisReady, syncEvery } from "./redis";
 import { syncSpend } from "./sync";
@@ -59,13 +59,12 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
   let refusedBurst = 0;
   for (let i = 0; i < budgets.length; i++) {
     const b = budgets[i]!;
-    if (b.classes !== undefined && b.classes.get(klass as never) !== true) continue;
     const key = keyOf(b, st.id, klass);
     if (key === undefined) continue;
     const rate = b.rate * share;
     const burst = b.burst * share;
     if (cost > burst) {
-      countSoon(b.metric + (b.shadow ? "shadow_too_costly" : "too_costly"));
+      count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow && failed === undefined && refused === undefined) failed = tooCostly(b, cost, burst);
       continue;
     }
@@ -80,7 +79,7 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
     }
     const [debt] = spend(d, k, cost, t, rate);
     if (debt === undefined) {
-      countSoon(b.metric + "dict_full");
+      count(b, "dict_full");
       if (!b.shadow) failed = DICT_FULL;
       warnDictFull(b);
       continue;
@@ -88,7 +87,7 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
     if (debt > burst) {
       giveBack(d, k, cost);
       if (b.shadow) {
-        countSoon(b.metric + "shadow_refused");
+        count(b, "shadow_refused");
         continue;
       }
       refused = b;
@@ -114,7 +113,7 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
   if (refused !== undefined || failed !== undefined) {
     for (let i = 0; i < n; i++) giveBack(d, chargedKeys[i]!, cost);
     if (refused === undefined) return failed;
-    countSoon(refused.metric + "refused");
+    count(refused, "refused");
     setHeaders(refused, tightDebt, refusedBurst, refusedRate);
     return throttled(refused, wait);
   }
@@ -122,7 +121,7 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
     const b = charged[i]!;
     const debt = chargedDebts[i]!;
     keep(d, chargedKeys[i]!, debt, b.rate * share);
-    countSoon(b.metric + "admitted");
+    count(b, "admitted");
     noteLowest(b.gauge, b.burst * share - debt);
   }
   if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst * share, tight.rate * share);

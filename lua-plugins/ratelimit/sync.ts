@@ -17,8 +17,8 @@
  * dict_full); a bucket that is full again and has nothing to push is forgotten at the sync.
  */
 import type { RequestState, Verdict } from "../core/request";
-import { countSoon, noteLowest } from "../metrics/metrics";
-import { keyOf, ORIGIN, type Budget } from "./budgets";
+import { noteLowest } from "../metrics/metrics";
+import { count, keyOf, ORIGIN, type Budget } from "./budgets";
 import { evalScript, redisReady } from "./redis";
 import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
 
@@ -73,18 +73,17 @@ export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: nu
   let tightDebt = 0;
   for (let i = 0; i < budgets.length; i++) {
     const b = budgets[i]!;
-    if (b.classes !== undefined && b.classes.get(klass as never) !== true) continue;
     const key = keyOf(b, st.id, klass);
     if (key === undefined) continue;
     if (cost > b.burst) {
-      countSoon(b.metric + (b.shadow ? "shadow_too_costly" : "too_costly"));
+      count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow) return tooCostly(b, cost, b.burst);
       continue;
     }
     let v = views.get(key);
     if (v === undefined) {
       if (viewCount >= MAX_VIEWS) {
-        countSoon(b.metric + "dict_full");
+        count(b, "dict_full");
         if (!b.shadow) return DICT_FULL;
         continue;
       }
@@ -95,17 +94,17 @@ export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: nu
     const debt = debtNow(v, t) + cost;
     if (debt > b.burst) {
       if (b.shadow) {
-        countSoon(b.metric + "shadow_refused");
+        count(b, "shadow_refused");
         continue;
       }
-      countSoon(b.metric + "refused");
+      count(b, "refused");
       setHeaders(b, debt - cost, b.burst, b.rate);
       return throttled(b, (debt - b.burst) / b.rate);
     }
     used[n] = v;
     n = n + 1;
     if (!b.shadow) {
-      countSoon(b.metric + "admitted");
+      count(b, "admitted");
       const left = b.burst - debt;
       noteLowest(b.gauge, left);
       if (tight === undefined || left < tightLeft) {
