@@ -1,10 +1,11 @@
 /**
  * `npm start` as a user runs it (the same script, on free ports and its own state dir): the
- * printed curl line returns a searchset through the gateway, the demo CLI talks to the running
- * stack, and Ctrl-C leaves no process and no listener behind.
+ * printed curl line returns a searchset through the gateway with the RateLimit headers of the
+ * demo's budgets, the README's loop provokes a 429, the demo CLI talks to the running stack,
+ * and Ctrl-C leaves no process and no listener behind.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -47,6 +48,24 @@ describe("npm start", () => {
       const bundle = JSON.parse(r.stdout) as { resourceType: string; type: string; entry: unknown[] };
       expect(bundle).toMatchObject({ resourceType: "Bundle", type: "searchset" });
       expect(bundle.entry.length).toBeGreaterThan(0);
+      // The example policy's budgets: acme's tightest after one search of 3 tokens is per-client.
+      const head = spawnSync("curl", ["-s", "-o", "/dev/null", "-D", "-", "-H", m?.[1] ?? "", m?.[2] ?? ""], { encoding: "utf8" }).stdout;
+      expect(head).toMatch(/^ratelimit-policy: "per-client";q=120;w=12\r$/im);
+      expect(head).toMatch(/^ratelimit: "per-client";r=11[0-9];t=[0-9]+\r$/im);
+
+      // The README's one command that provokes a 429, as printed there (on this run's port).
+      const loop = readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").find((l) => l.startsWith("for i in 1 2 3 4; do curl"));
+      expect(loop).toBeDefined();
+      const globex = await runCli(["demo", "token", "--tenant", "globex", "--scope", "user/*.rs", "--state", state]);
+      expect(globex.code).toBe(0);
+      const lines = spawnSync("sh", ["-c", (loop ?? "").replaceAll("127.0.0.1:8080", `127.0.0.1:${gw}`)], { encoding: "utf8", env: { ...process.env, TOKEN: globex.stdout.trim() } }).stdout.trim().split("\n");
+      // 30 tokens at once, 8 per Observation search, 2 back a second: a slow machine may see one
+      // token refilled between two requests, never the 2 more the fourth would need.
+      expect(lines).toHaveLength(4);
+      expect(lines[0]).toMatch(/^200 "searches";r=2[23];t=[34] retry-after=$/);
+      expect(lines[1]).toMatch(/^200 "searches";r=1[45];t=[78] retry-after=$/);
+      expect(lines[2]).toMatch(/^200 "searches";r=[67];t=1[12] retry-after=$/);
+      expect(lines[3]).toMatch(/^429 "searches";r=[67];t=1[12] retry-after=1$/);
 
       const patients = await runCli(["demo", "patients", "--tenant", "globex", "--state", state]);
       expect(patients.code).toBe(0);
