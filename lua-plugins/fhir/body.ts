@@ -213,10 +213,7 @@ export function checkBody(st: RequestState): Verdict {
   const shape = shapeRefusal(c, doc as Record<string, unknown>, rule, m);
   if (shape !== undefined) return shape;
   st.doc = doc as Record<string, unknown>;
-  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) {
-    const tenant = st.tenant!;
-    c.cost = bundleCost(st.doc, gw.resourceTypes, tenant.costs, (e: Classification) => gw.routeCost(tenant, e));
-  }
+  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) c.cost = bundleCost(st.doc, gw.resourceTypes, st.tenant!, gw.routeCost);
   return undefined;
 }
 

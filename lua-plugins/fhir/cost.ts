@@ -15,7 +15,7 @@
  * | other operations | costs.operations[name] or costs.operation |
  * | metadata, smart-configuration | 0 |
  */
-import type { CostsIR, InteractionClass } from "../generated/policy";
+import type { CostsIR, InteractionClass, TenantIR } from "../generated/policy";
 import { classify, type Classification, type Interaction } from "./classify";
 
 const find = string.find;
@@ -115,31 +115,36 @@ export function splitUrl(url: string): LuaMultiReturn<[string, string | undefine
 }
 
 /** A route's own cost for a classified request, when the tenant has one (core/gateway). */
-export type RouteCost = (this: void, c: Classification) => number | undefined;
-
-type Entry = { request?: { method?: unknown; url?: unknown } } | undefined;
+export type RouteCost = (this: void, tenant: TenantIR, c: Classification) => number | undefined;
 
 /**
  * A batch or transaction: the sum of its entries, each costed as its own request (its route's
- * cost, else the model's). An entry that does not classify costs a write: authorization refuses
- * it anyway where it can, and the gateway never charges less than it might forward.
+ * cost, else the model's). An entry that does not classify, is not an object, or is itself a
+ * batch costs a write: authorization refuses it anyway where it can, and the gateway never
+ * charges less than it might forward.
  */
-export function bundleCost(doc: Record<string, unknown>, types: LuaTable<string, boolean>, costs: CostsIR, routeCost: RouteCost): number {
+export function bundleCost(doc: Record<string, unknown>, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost): number {
+  const costs = tenant.costs;
   const entries = doc["entry"];
   if (type(entries) !== "table") return 0;
   const list = entries as unknown[];
   let total = 0;
   for (let i = 0; i < list.length; i++) {
-    const r = (list[i] as Entry)?.request;
-    const method = r?.method;
-    const url = r?.url;
-    let cost = costs.write;
-    if (typeof method === "string" && typeof url === "string") {
-      const [path, query] = splitUrl(url);
-      const [c] = classify(method, path, types);
-      if (c !== undefined) cost = routeCost(c) ?? requestCost(c, query, costs);
-    }
-    total = total + cost;
+    total = total + entryCost(list[i], types, tenant, routeCost, costs);
   }
   return total;
+}
+
+function entryCost(e: unknown, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost, costs: CostsIR): number {
+  // JSON null decodes to cjson.null, a userdata: only a table may be indexed.
+  if (type(e) !== "table") return costs.write;
+  const r = (e as { request?: unknown }).request;
+  if (type(r) !== "table") return costs.write;
+  const method = (r as { method?: unknown }).method;
+  const url = (r as { url?: unknown }).url;
+  if (typeof method !== "string" || typeof url !== "string") return costs.write;
+  const [path, query] = splitUrl(url);
+  const [c] = classify(method, path, types);
+  if (c === undefined || c.interaction === "batch") return costs.write;
+  return routeCost(tenant, c) ?? requestCost(c, query, costs);
 }

@@ -87,7 +87,9 @@ export function authorizeBundle(
   if (entries.length > MAX_ENTRIES) return $multi(undefined, "the Bundle has more than " + tostring(MAX_ENTRIES) + " entries");
   const denied: EntryDenial[] = [];
   for (let i = 0; i < entries.length; i++) {
-    const e = entries[i] as Entry;
+    // JSON null decodes to cjson.null, a userdata that cannot be indexed: only tables are entries.
+    const raw = entries[i];
+    const e = type(raw) === "table" && type((raw as { request?: unknown }).request) === "table" ? (raw as Entry) : undefined;
     const method = e?.request?.method;
     const url = e?.request?.url;
     if (typeof method !== "string" || typeof url !== "string" || url === "" || find(url, "://", 1, true)[0] !== undefined) {

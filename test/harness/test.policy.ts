@@ -3,13 +3,25 @@
  * only by Host and one only by header, so every resolution mode is exercised. Those serve
  * without tokens; `secure` (acme's data) and `jwt` require tokens from the demo oidc-provider.
  */
-import { definePolicy, seconds } from "fhir-edge";
+import { definePolicy, perSecond, seconds, tokens, type BudgetProps } from "fhir-edge";
 import { TEST_AUDIENCE, TEST_JWKS_REFETCH_S, TEST_NEGATIVE_TTL_S, TEST_SHORT_TTL_S, TEST_SKEW_S } from "./auth-constants.ts";
 
 const upstream = process.env["FHIR_EDGE_TEST_UPSTREAM"] ?? "http://127.0.0.1:8103";
 const issuer = process.env["FHIR_EDGE_TEST_ISSUER"] ?? "http://127.0.0.1:8104";
 const mtlsUrl = process.env["FHIR_EDGE_TEST_MTLS_URL"] ?? "https://127.0.0.1:8105";
 const mtlsDir = process.env["FHIR_EDGE_TEST_MTLS_DIR"] ?? "/tmp/fhir-edge-mtls";
+/**
+ * FHIR_EDGE_TEST_BUDGETS=on (the JIT trace test): budgets on secure and acme that every request
+ * spends from and none refuses, so the limiter runs on the traced request path. Off for the
+ * shared stack, whose tests assert on headers and counts of their own.
+ */
+const budgets = (per: BudgetProps["per"]): BudgetProps[] | undefined =>
+  process.env["FHIR_EDGE_TEST_BUDGETS"] === "on"
+    ? [
+        { id: "wide", per, rate: perSecond(1_000_000), burst: tokens(100_000_000) },
+        { id: "per-class", per: ["class"], rate: perSecond(1_000_000), burst: tokens(100_000_000) },
+      ]
+    : undefined;
 
 export default definePolicy({
   name: process.env["FHIR_EDGE_TEST_POLICY_NAME"] ?? "integration-tests",
@@ -56,6 +68,7 @@ export default definePolicy({
       upstream: { url: `${upstream}/acme/R4` },
       issuers: ["demo"],
       operations: [{ name: "$everything", permission: "r" }],
+      budgets: budgets(["client_id"]),
       routes: [
         { id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true },
         // Condition searches may use a validation for the long TTL, so a repeat test outlasts
@@ -103,6 +116,7 @@ export default definePolicy({
       upstream: { url: `${upstream}/acme/R4`, connectTimeout: seconds(2), readTimeout: seconds(10) },
       routes: [{ id: "no-export", match: { operations: ["$export"] }, action: "deny" }],
       anonymous: true,
+      budgets: budgets(["tenant"]),
     },
     {
       id: "globex",

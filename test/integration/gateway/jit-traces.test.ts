@@ -134,6 +134,8 @@ beforeAll(async () => {
   process.env["FHIR_EDGE_TEST_MTLS_URL"] = s.authz.mtls.url;
   process.env["FHIR_EDGE_TEST_MTLS_DIR"] = path.dirname(s.authz.mtls.ca);
   process.env["FHIR_EDGE_TEST_INTROSPECTION_SECRET"] = s.authz.client.secret;
+  // The limiter on the traced path too: two budgets that every secure and acme request spends from.
+  process.env["FHIR_EDGE_TEST_BUDGETS"] = "on";
 
   stateDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-jit-"));
   // Under the state dir, which the build opens to the workers (nobody, when started as root).
@@ -196,6 +198,9 @@ describe("LuaJIT traces of the request path under mixed traffic", () => {
     console.log(`trace burst: ${result.total} requests in ${result.ms} ms: ${JSON.stringify(result.statuses)}`);
     expect(result.errors, JSON.stringify(result.byName)).toBe(0);
     expect(Object.keys(result.statuses), JSON.stringify(result.byName)).toEqual(["200"]);
+    // The budgets applied (and admitted): the limiter ran on the traced path.
+    const limited = await fetch(`${gateway}/acme/fhir/Patient/${b}`);
+    expect(limited.headers.get("ratelimit")).toMatch(/^"(wide|per-class)";r=[0-9]+;t=[0-9]+$/);
 
     await stopNginx();
     const workers = readFileSync(statsFile, "utf8")

@@ -235,6 +235,13 @@ describe("conditional writes are the searches they run", () => {
     });
     const oo = (await refused(bundle, 403, "Bundle entry ifNoneExist another patient")) as unknown as { issue: { expression?: string[] }[] };
     expect(oo.issue[0]?.expression).toEqual(["Bundle.entry[0]"]);
+    // JSON null (cjson.null, a userdata) where an entry or its request belongs: denied by
+    // index, never an "attempt to index" 500 (it was one, found by the cost model's tests).
+    for (const entry of [[null], [5], [{ request: null }], [{ request: "POST Observation" }]]) {
+      const res = await send("/secure/fhir/", { token: patientToken, body: { resourceType: "Bundle", type: "batch", entry } });
+      const odd = (await refused(res, 403, `Bundle entry ${JSON.stringify(entry)}`, /entry 0: needs request.method/)) as unknown as { issue: { expression?: string[] }[] };
+      expect(odd.issue[0]?.expression).toEqual(["Bundle.entry[0]"]);
+    }
   });
 
   it("lets criteria inside the compartment through, and a plain create with a create scope", async () => {
