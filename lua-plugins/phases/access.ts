@@ -5,7 +5,8 @@
  * upstream. Later steps (cost limits, cache key, audit context) plug in where they belong.
  *
  *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> authorization -> route verdict
- *   -> upstream target -> write checks -> cost tokens -> checked read (sends the response itself)
+ *   -> upstream target -> write body checks -> cost tokens -> the write's current version
+ *   -> checked read (sends the response itself)
  *
  * Headers are the conf's job: it strips client identity headers and sets the gateway's own,
  * X-Request-ID and traceparent included, from the `$fe_*` variables (core/vars).
@@ -17,7 +18,7 @@ import { resolveTenant, applyRoute, setUpstream } from "../routing/step";
 import { classifyRequest, labels } from "../fhir/step";
 import { identify } from "../auth/step";
 import { checkBody } from "../fhir/body";
-import { authorizeRequest, checkWrite } from "../scopes/step";
+import { authorizeRequest, checkExisting, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 import { spendTokens } from "../ratelimit/step";
 
@@ -43,6 +44,7 @@ export function run(this: void): void {
     setUpstream(st) ??
     checkWrite(st) ??
     spendTokens(st) ??
+    checkExisting(st) ??
     serveChecked(st);
   if (v !== undefined) refuse(st, v);
 }

@@ -1,8 +1,10 @@
 /**
- * Pipeline step, cost tokens: after identity and authorization (a refused token is never
- * charged) and after the write checks, so a request the gateway refuses for any other reason
- * spends nothing. Every budget of the tenant that applies must admit the request's cost; when
- * one refuses, the others get their tokens back.
+ * Pipeline step, cost tokens: after identity, authorization (the write body's compartment
+ * included) and the route's verdict, so a refused token or a denied request is never charged;
+ * before the two steps that call the upstream for the gateway's own checks (a patient-scoped
+ * write's current version, a checked read), so a throttled client never reaches the upstream. Every budget of the
+ * tenant that applies must admit the request's cost; when one refuses, the others get their
+ * tokens back.
  *
  * Its verdicts: a 429 `throttled` with an honest Retry-After (a client that waits that long is
  * admitted, one that comes back earlier is not); a 403 `too-costly` for a request that costs

@@ -101,20 +101,28 @@ function writeBodyRefusal(e: WriteBodyError, path: string | undefined, rtype: st
 /** A write under patient scopes: the body must keep to the patient's compartment, and what is there must be theirs. */
 export function checkWrite(st: RequestState): Verdict {
   const w: WriteCheck | undefined = st.write;
-  if (w === undefined) return undefined;
+  if (w === undefined || !w.body) return undefined;
   const tenant = st.tenant;
   if (tenant === undefined) return OUT_OF_ORDER;
-  if (w.body) {
-    // fhir/body decoded it: a create or update does not get here without one.
-    const doc = st.doc;
-    if (doc === undefined) return OUT_OF_ORDER;
-    const [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
-    if (err !== undefined) {
-      countScopeDenial(tenant.id, w.type, "compartment_write_body", st.shadow);
-      if (!st.shadow) return writeBodyRefusal(err, path, w.type);
-    }
-  }
-  if (!w.existing) return undefined;
+  // fhir/body decoded it: a create or update does not get here without one.
+  const doc = st.doc;
+  if (doc === undefined) return OUT_OF_ORDER;
+  const [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
+  if (err === undefined) return undefined;
+  countScopeDenial(tenant.id, w.type, "compartment_write_body", st.shadow);
+  return st.shadow ? undefined : writeBodyRefusal(err, path, w.type);
+}
+
+/**
+ * The second half of a patient-scoped write's check, which asks the upstream: is what the
+ * update or delete replaces in the patient's compartment? After the cost tokens are spent, so
+ * a throttled client never makes the gateway call the upstream.
+ */
+export function checkExisting(st: RequestState): Verdict {
+  const w: WriteCheck | undefined = st.write;
+  if (w === undefined || !w.existing) return undefined;
+  const tenant = st.tenant;
+  if (tenant === undefined) return OUT_OF_ORDER;
   const existing = existingInCompartment(w.type, w.patient);
   if (existing === "upstream_error") return UPSTREAM_ERROR;
   // Update may create (404); delete of what does not exist is refused, so ids cannot be probed.
