@@ -49,6 +49,9 @@ function unitHint(schemaPath: string): string | undefined {
   if (schemaPath.includes("/duration/")) return "seconds(n) or milliseconds(n)";
   if (schemaPath.includes("/size/")) return "kilobytes(n) or megabytes(n)";
   if (schemaPath.includes("/yamlDuration/")) return 'milliseconds as a number, or "250ms", "2s", "1.5m"';
+  // `$defs/rate` has a `tokens` property of its own, so both are matched as whole defs.
+  if (schemaPath.includes("/$defs/rate/")) return "perSecond(n), perMinute(n) or perHour(n)";
+  if (schemaPath.includes("/$defs/tokens/")) return "tokens(n)";
   return undefined;
 }
 

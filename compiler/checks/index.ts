@@ -15,6 +15,10 @@ import { unknownIssuer } from "./unknown-issuer.ts";
 import { duplicateIssuer } from "./duplicate-issuer.ts";
 import { issuerUrls } from "./issuer-urls.ts";
 import { issuerMode } from "./issuer-mode.ts";
+import { budgetBurst } from "./budget-burst.ts";
+import { duplicateBudgetId } from "./duplicate-budget-id.ts";
+import { ratelimitStore } from "./ratelimit-store.ts";
+import { budgetKeyAnonymous } from "./budget-key-anonymous.ts";
 
 export type { Check } from "./types.ts";
 
@@ -36,4 +40,8 @@ export const CHECKS: readonly Check[] = [
   duplicateIssuer,
   issuerUrls,
   issuerMode,
+  budgetBurst,
+  duplicateBudgetId,
+  ratelimitStore,
+  budgetKeyAnonymous,
 ];
