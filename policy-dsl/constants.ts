@@ -29,7 +29,8 @@ export type ResolutionMode = (typeof RESOLUTION_MODES)[number];
  * What a budget can tell requests apart by: the classes below group the interactions.
  * - read: read, vread, instance history;
  * - search: every search, type and system history;
- * - write: create, update, patch, delete, batch and transaction;
+ * - write: create, update, patch, delete (a batch or transaction spends by its entries: its
+ *   searches from search budgets, its reads from read budgets, and so on);
  * - export: `$export` at any level;
  * - operation: every other operation.
  * metadata and .well-known/smart-configuration cost nothing and belong to no class.

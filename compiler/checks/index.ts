@@ -20,6 +20,8 @@ import { duplicateBudgetId } from "./duplicate-budget-id.ts";
 import { ratelimitStore } from "./ratelimit-store.ts";
 import { budgetKeyAnonymous } from "./budget-key-anonymous.ts";
 
+import { budgetRateCheck } from "./budget-rate.ts";
+
 export type { Check } from "./types.ts";
 
 /** Every semantic rule, in code order. A new rule takes a new code; old codes are never reused. */
@@ -44,4 +46,5 @@ export const CHECKS: readonly Check[] = [
   duplicateBudgetId,
   ratelimitStore,
   budgetKeyAnonymous,
+  budgetRateCheck,
 ];

@@ -213,7 +213,11 @@ export function checkBody(st: RequestState): Verdict {
   const shape = shapeRefusal(c, doc as Record<string, unknown>, rule, m);
   if (shape !== undefined) return shape;
   st.doc = doc as Record<string, unknown>;
-  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) c.cost = bundleCost(st.doc, gw.resourceTypes, st.tenant!, gw.routeCost);
+  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) {
+    const byClass = new LuaTable<string, number>();
+    c.cost = bundleCost(st.doc, gw.resourceTypes, st.tenant!, gw.routeCost, byClass);
+    c.class_costs = byClass;
+  }
   return undefined;
 }
 

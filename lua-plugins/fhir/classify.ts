@@ -27,6 +27,8 @@ export interface Classification {
   compartment_type: string | undefined;
   /** Cost tokens (fhir/cost), set by the classify step; 0 from classify itself. */
   cost: number;
+  /** A batch's cost by the budget class of its entries (fhir/body); undefined otherwise. */
+  class_costs: LuaTable<string, number> | undefined;
   /** metadata and .well-known/smart-configuration need no token. */
   public: boolean;
 }
@@ -76,6 +78,7 @@ function ok(
     operation: op,
     compartment_type: ctype,
     cost: 0,
+    class_costs: undefined,
     public: interaction === "capabilities" || interaction === "smart-configuration",
   };
   return $multi(c, undefined);

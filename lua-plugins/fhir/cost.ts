@@ -48,6 +48,19 @@ function decodeName(name: string): string {
   return s;
 }
 
+/**
+ * A `_count` value as the upstream reads it: decoded (`%31%30%30%30` is 1000), and only whole
+ * digits count (tonumber would also take "inf", "0x10" and "1e9").
+ */
+function countOf(raw: string): number {
+  const [pct] = find(raw, "%", 1, true);
+  const v = pct === undefined ? raw : decodeName(raw);
+  const [digits] = find(v, "^%d+$");
+  if (digits === undefined) return 0;
+  // Ten digits or more is a billion or more: priced as a billion.
+  return v.length > 9 ? 1e9 : tonumber_(v)!;
+}
+
 /** One parameter's name makes the search expensive: includes, chains, reverse chains. */
 function isComplex(name: string): boolean {
   const [colon] = find(name, ":", 1, true);
@@ -83,8 +96,8 @@ export function searchCost(args: string | undefined, costs: CostsIR): number {
     if (encoded) name = decodeName(name);
     if (!complex && isComplex(name)) complex = true;
     if (name === "_count" && eq !== undefined && eq < stop) {
-      const n = tonumber_(sub(args, eq + 1, stop));
-      if (n !== undefined && n > count) count = n;
+      const n = countOf(sub(args, eq + 1, stop));
+      if (n > count) count = n;
     }
     pos = stop + 2;
   }
@@ -123,28 +136,31 @@ export type RouteCost = (this: void, tenant: TenantIR, c: Classification) => num
  * batch costs a write: authorization refuses it anyway where it can, and the gateway never
  * charges less than it might forward.
  */
-export function bundleCost(doc: Record<string, unknown>, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost): number {
+export function bundleCost(doc: Record<string, unknown>, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost, byClass?: LuaTable<string, number>): number {
   const costs = tenant.costs;
   const entries = doc["entry"];
   if (type(entries) !== "table") return 0;
   const list = entries as unknown[];
   let total = 0;
   for (let i = 0; i < list.length; i++) {
-    total = total + entryCost(list[i], types, tenant, routeCost, costs);
+    const [cost, klass] = entryCost(list[i], types, tenant, routeCost, costs);
+    total = total + cost;
+    if (byClass !== undefined) byClass.set(klass, (byClass.get(klass) ?? 0) + cost);
   }
   return total;
 }
 
-function entryCost(e: unknown, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost, costs: CostsIR): number {
+/** An entry's cost and budget class ("none" for metadata). */
+function entryCost(e: unknown, types: LuaTable<string, boolean>, tenant: TenantIR, routeCost: RouteCost, costs: CostsIR): LuaMultiReturn<[number, string]> {
   // JSON null decodes to cjson.null, a userdata: only a table may be indexed.
-  if (type(e) !== "table") return costs.write;
+  if (type(e) !== "table") return $multi(costs.write, "write");
   const r = (e as { request?: unknown }).request;
-  if (type(r) !== "table") return costs.write;
+  if (type(r) !== "table") return $multi(costs.write, "write");
   const method = (r as { method?: unknown }).method;
   const url = (r as { url?: unknown }).url;
-  if (typeof method !== "string" || typeof url !== "string") return costs.write;
+  if (typeof method !== "string" || typeof url !== "string") return $multi(costs.write, "write");
   const [path, query] = splitUrl(url);
   const [c] = classify(method, path, types);
-  if (c === undefined || c.interaction === "batch") return costs.write;
-  return routeCost(tenant, c) ?? requestCost(c, query, costs);
+  if (c === undefined || c.interaction === "batch") return $multi(costs.write, "write");
+  return $multi(routeCost(tenant, c) ?? requestCost(c, query, costs), interactionClass(c) ?? "none");
 }

@@ -17,6 +17,9 @@
  * - Two workers' time-to-live writes can land out of order, so a key may expire up to one
  *   request's cost early, when the bucket is nearly full anyway: at most one request's cost
  *   too lenient, once per idle period.
+ * - A key can outlive its full bucket (a given-back first spend keeps the time to live it was
+ *   created with), leaving the mark behind the clock; the next spend brings it to now, and two
+ *   spends doing that at once err strict by what was behind (at most that one cost).
  * - Each worker's `now` is its cached event-loop time (milliseconds).
  */
 
@@ -55,8 +58,12 @@ export function spend(d: BucketDict, key: string, cost: number, now: number, rat
     if (v === undefined) return $multi(undefined, "dict_full");
   }
   const debt = v - granted;
-  // Behind now by less than the TTL's rounding: the bucket was full.
-  return $multi(debt < cost ? cost : debt, undefined);
+  if (debt >= cost) return $multi(debt, undefined);
+  // The mark was behind the clock: the key outlived a full bucket (a given-back first spend
+  // keeps its time to live; TTL rounding). The bucket was full, so bring the mark to now: two
+  // workers doing this at once err strict, by at most what was behind.
+  d.incr(key, cost - debt);
+  return $multi(cost, undefined);
 }
 
 /** An admitted spend: the bucket's key lives until the bucket is full again. */

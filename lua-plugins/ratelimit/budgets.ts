@@ -95,12 +95,19 @@ for (const t of policy.tenants) {
   byTenant.set(t.id, list);
 }
 
+function inClasses(b: Budget, klass: string): boolean {
+  return b.classes === undefined || b.classes.get(klass as InteractionClass) === true;
+}
+
 /**
  * The bucket key of a request in a budget, or undefined when the budget does not apply to it:
  * another class, or the request lacks one of the budget's values (no token, no patient).
  */
 export function keyOf(b: Budget, id: Identity | undefined, klass: string): string | undefined {
-  if (b.classes !== undefined && b.classes.get(klass as InteractionClass) !== true) return undefined;
+  return inClasses(b, klass) ? bucketKey(b, id, klass) : undefined;
+}
+
+function bucketKey(b: Budget, id: Identity | undefined, klass: string): string | undefined {
   const byClass = b.classKeys;
   if (byClass !== undefined) return byClass.get(klass);
   let k = b.prefix;
@@ -122,4 +129,53 @@ export function keyOf(b: Budget, id: Identity | undefined, klass: string): strin
   if (b.byClass) k = k + "\t" + klass;
   if (k.length > MAX_KEY) k = b.prefix + "\t#" + ngx.md5(k);
   return k;
+}
+
+/** The classes a batch's entries are costed by (metadata entries cost nothing). */
+const ENTRY_CLASSES = ["read", "search", "write", "export", "operation"];
+
+/**
+ * A request's charges, in scratch lists reused by every request: for each budget that applies,
+ * the bucket it spends from and how much. A request is one charge per budget. A batch is charged
+ * by what its entries are (`byClass`, from fhir/cost): a budget of some classes spends what the
+ * batch's entries of those classes cost, and a budget per class spends each class's share in
+ * that class's bucket, so batching searches does not get them past a search budget.
+ */
+export const chargeBudget: Budget[] = [];
+export const chargeKey: string[] = [];
+export const chargeCost: number[] = [];
+
+function push(n: number, b: Budget, key: string, cost: number): number {
+  chargeBudget[n] = b;
+  chargeKey[n] = key;
+  chargeCost[n] = cost;
+  return n + 1;
+}
+
+/** Fills the charge lists; returns how many there are. */
+export function charges(budgets: readonly Budget[], id: Identity | undefined, klass: string, cost: number, byClass: LuaTable<string, number> | undefined): number {
+  let n = 0;
+  for (let i = 0; i < budgets.length; i++) {
+    const b = budgets[i]!;
+    if (byClass === undefined) {
+      const key = keyOf(b, id, klass);
+      if (key !== undefined) n = push(n, b, key, cost);
+    } else if (b.byClass) {
+      for (const k of ENTRY_CLASSES) {
+        const c = byClass.get(k);
+        if (c === undefined || c <= 0 || !inClasses(b, k)) continue;
+        const key = bucketKey(b, id, k);
+        if (key !== undefined) n = push(n, b, key, c);
+      }
+    } else {
+      let sum = 0;
+      for (const k of ENTRY_CLASSES) {
+        const c = byClass.get(k);
+        if (c !== undefined && inClasses(b, k)) sum = sum + c;
+      }
+      const key = sum > 0 ? bucketKey(b, id, klass) : undefined;
+      if (key !== undefined) n = push(n, b, key, sum);
+    }
+  }
+  return n;
 }

@@ -5,36 +5,35 @@
  * commits any, so the cluster is as exact as one node. Why this is the default and what the
  * interval sync (ratelimit/sync) trades for its lower cost: ratelimit/README.md.
  */
-import type { RequestState, Verdict } from "../core/request";
+import type { Verdict } from "../core/request";
 import { noteLowest } from "../metrics/metrics";
-import { count, keyOf, ORIGIN, type Budget } from "./budgets";
+import { chargeBudget, chargeCost, chargeKey, count, ORIGIN, type Budget } from "./budgets";
 import { evalScript } from "./redis";
 import { setHeaders, throttled, tooCostly } from "./verdict";
 
 /**
- * KEYS: the request's buckets; ARGV: the time origin (ratelimit/step ORIGIN), cost, then rate,
- * burst, shadow ("1"/"0") per key.
+ * KEYS: the request's buckets; ARGV: the time origin (ratelimit/budgets ORIGIN), then cost,
+ * rate, burst, shadow ("1"/"0") per key.
  * Returns 1 (admitted and committed) or 0 (refused, nothing committed), then each bucket's
  * debt with the cost in it. Numbers go back as strings: Redis would truncate them to integers.
  */
 export const SCRIPT = [
   "local t = redis.call('TIME')",
   "local now = tonumber(t[1]) - tonumber(ARGV[1]) + tonumber(t[2]) / 1000000",
-  "local cost = tonumber(ARGV[2])",
   "local n = #KEYS",
   "local marks, debts, ok = {}, {}, 1",
   "for i = 1, n do",
-  "  local rate, burst = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])",
+  "  local cost, rate, burst = tonumber(ARGV[4 * i - 2]), tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i])",
   "  local granted = now * rate",
   "  local v = tonumber(redis.call('GET', KEYS[i]))",
   "  if v == nil or v < granted then v = granted end",
   "  marks[i] = v + cost",
   "  debts[i] = v + cost - granted",
-  "  if debts[i] > burst and ARGV[3 * i + 2] ~= '1' then ok = 0 end",
+  "  if debts[i] > burst and ARGV[4 * i + 1] ~= '1' then ok = 0 end",
   "end",
   "local out = { ok }",
   "for i = 1, n do",
-  "  local rate, burst = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])",
+  "  local rate, burst = tonumber(ARGV[4 * i - 1]), tonumber(ARGV[4 * i])",
   "  if ok == 1 and debts[i] <= burst then",
   "    redis.call('SET', KEYS[i], string.format('%.17g', marks[i]), 'PX', math.ceil(debts[i] / rate * 1000) + 1)",
   "  end",
@@ -43,39 +42,39 @@ export const SCRIPT = [
   "return out",
 ].join("\n");
 
-/** Scratch lists, reused: the budgets that apply, and the script's KEYS then ARGV. */
-const used: Budget[] = [];
+/** The script's KEYS then ARGV, reused. */
 const argv: (string | number)[] = [];
 
 /**
- * The request against the cluster's buckets: its verdict, or (undefined, true) when Redis
- * failed and the caller must count locally at the node's share.
+ * The request's `n` charges (ratelimit/budgets) against the cluster's buckets: its verdict, or
+ * (undefined, true) when Redis failed and the caller must count locally at the node's share.
  */
-export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost: number, klass: string): LuaMultiReturn<[Verdict, undefined] | [undefined, true]> {
-  let n = 0;
-  for (let i = 0; i < budgets.length; i++) {
-    const b = budgets[i]!;
-    const key = keyOf(b, st.id, klass);
-    if (key === undefined) continue;
+export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [undefined, true]> {
+  let m = 0;
+  for (let i = 0; i < n; i++) {
+    const b = chargeBudget[i]!;
+    const cost = chargeCost[i]!;
     if (cost > b.burst) {
+      // No wait would ever admit it: a 403, whatever else refuses.
       count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow) return $multi(tooCostly(b, cost, b.burst), undefined);
       continue;
     }
-    used[n] = b;
-    argv[n] = key;
-    n = n + 1;
+    used[m] = i;
+    m = m + 1;
   }
-  if (n === 0) return $multi(undefined, undefined);
-  argv[n] = ORIGIN;
-  argv[n + 1] = cost;
-  for (let i = 0; i < n; i++) {
-    const b = used[i]!;
-    argv[n + 3 * i + 2] = b.rate;
-    argv[n + 3 * i + 3] = b.burst;
-    argv[n + 3 * i + 4] = b.shadow ? "1" : "0";
+  if (m === 0) return $multi(undefined, undefined);
+  argv[m] = ORIGIN;
+  for (let j = 0; j < m; j++) {
+    const i = used[j]!;
+    const b = chargeBudget[i]!;
+    argv[j] = chargeKey[i]!;
+    argv[m + 4 * j + 1] = chargeCost[i]!;
+    argv[m + 4 * j + 2] = b.rate;
+    argv[m + 4 * j + 3] = b.burst;
+    argv[m + 4 * j + 4] = b.shadow ? "1" : "0";
   }
-  const res = evalScript("spend", SCRIPT, n, argv, 4 * n + 2);
+  const res = evalScript("spend", SCRIPT, m, argv, 5 * m + 1);
   if (res === undefined) return $multi(undefined, true);
   const out = res as (number | string)[];
   const admitted = out[0] === 1;
@@ -84,9 +83,10 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
   let tightDebt = 0;
   let refused: Budget | undefined;
   let wait = 0;
-  for (let i = 0; i < n; i++) {
-    const b = used[i]!;
-    const debt = tonumber(out[i + 1]) ?? 0;
+  for (let j = 0; j < m; j++) {
+    const i = used[j]!;
+    const b = chargeBudget[i]!;
+    const debt = tonumber(out[j + 1]) ?? 0;
     if (debt > b.burst) {
       if (b.shadow) {
         count(b, "shadow_refused");
@@ -96,7 +96,7 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
       if (refused === undefined || w > wait) {
         refused = b;
         wait = w;
-        tightDebt = debt - cost;
+        tightDebt = debt - chargeCost[i]!;
       }
       continue;
     }
@@ -118,3 +118,6 @@ export function clusterSpend(budgets: readonly Budget[], st: RequestState, cost:
   if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
   return $multi(undefined, undefined);
 }
+
+/** Indexes of the charges sent to the script. */
+const used: number[] = [];

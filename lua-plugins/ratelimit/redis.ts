@@ -33,6 +33,8 @@ const conf = policy.ratelimit.redis;
 export const clusterEnabled = policy.ratelimit.store === "redis" && conf !== undefined;
 /** Local counts pushed to Redis every this many seconds; undefined: a script per request. */
 export const syncEvery: number | undefined = clusterEnabled && conf!.sync_ms !== undefined ? conf!.sync_ms / 1000 : undefined;
+/** Seconds between two probes of a failing Redis. */
+export const clusterRetry = conf === undefined ? 1 : conf.retry_s;
 /** While Redis fails, each node's share of every budget. */
 export const clusterShare = conf === undefined ? 1 : 1 / conf.nodes;
 const password = conf === undefined ? undefined : conf.password_env !== undefined ? os.getenv(conf.password_env) : conf.password;

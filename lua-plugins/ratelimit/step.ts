@@ -17,9 +17,9 @@ import { OUT_OF_ORDER, type Refusal, type RequestState, type Verdict } from "../
 import { interactionClass } from "../fhir/cost";
 import { countSoon, noteLowest } from "../metrics/metrics";
 import { debtOf, giveBack, keep, spend, waitFor, type BucketDict } from "./bucket";
-import { byTenant, count, keyOf, ORIGIN, type Budget } from "./budgets";
+import { byTenant, chargeBudget, chargeCost, chargeKey, charges, count, ORIGIN, type Budget } from "./budgets";
 import { clusterSpend } from "./cluster";
-import { clusterEnabled, clusterShare, redisDown, redisReady, syncEvery } from "./redis";
+import { clusterEnabled, clusterRetry, clusterShare, redisDown, redisReady, syncEvery } from "./redis";
 import { syncSpend } from "./sync";
 import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
 
@@ -29,10 +29,11 @@ function now(): number {
   return ngxNow() - ORIGIN;
 }
 
-/** Scratch lists reused by every request: the buckets charged so far, and their debts. */
-const charged: Budget[] = [];
-const chargedKeys: string[] = [];
-const chargedDebts: number[] = [];
+/** Scratch lists reused by every request: the buckets spent from so far, what, and their debts. */
+const keptBudgets: Budget[] = [];
+const keptKeys: string[] = [];
+const keptCosts: number[] = [];
+const keptDebts: number[] = [];
 
 let lastFullWarn = 0;
 
@@ -46,11 +47,11 @@ function warnDictFull(b: Budget): void {
 
 /**
  * Local buckets (this node's dict), at `share` of every budget (1, or 1/nodes while the cluster
- * store is unreachable). `n` budgets of the tenant are looked at.
+ * store is unreachable), for the `n` charges in budgets' charge lists.
  */
-function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState, cost: number, klass: string, share: number, prefix: string): Verdict {
+function spendLocal(d: BucketDict, n: number, share: number, prefix: string): Verdict {
   const t = now();
-  let n = 0;
+  let kept = 0;
   let refused: Budget | undefined;
   let wait = 0;
   let failed: Refusal | undefined;
@@ -59,18 +60,34 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
   let tightDebt = 0;
   let refusedRate = 0;
   let refusedBurst = 0;
-  for (let i = 0; i < budgets.length; i++) {
-    const b = budgets[i]!;
-    const key = keyOf(b, st.id, klass);
-    if (key === undefined) continue;
+  for (let i = 0; i < n; i++) {
+    const b = chargeBudget[i]!;
+    const cost = chargeCost[i]!;
     const rate = b.rate * share;
     const burst = b.burst * share;
-    if (cost > burst) {
+    if (cost > b.burst) {
+      // No wait would ever admit it: a 403, whatever else refuses.
       count(b, b.shadow ? "shadow_too_costly" : "too_costly");
-      if (!b.shadow && failed === undefined && refused === undefined) failed = tooCostly(b, cost, burst);
+      if (!b.shadow && failed === undefined) failed = tooCostly(b, cost, b.burst);
       continue;
     }
-    const k = prefix + key;
+    if (cost > burst) {
+      // Only this node's share (the cluster store is failing) is too small: once Redis answers
+      // again the budget can pay, so it is a 429 for the retry interval, not a 403.
+      if (b.shadow) {
+        count(b, "shadow_refused");
+        continue;
+      }
+      if (refused === undefined && failed === undefined) {
+        refused = b;
+        refusedRate = rate;
+        refusedBurst = burst;
+        tightDebt = burst;
+      }
+      if (clusterRetry > wait) wait = clusterRetry;
+      continue;
+    }
+    const k = prefix + chargeKey[i]!;
     if (refused !== undefined || failed !== undefined) {
       // Already refused: only how long this one would make the client wait.
       if (!b.shadow) {
@@ -99,10 +116,11 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
       tightDebt = debt - cost;
       continue;
     }
-    charged[n] = b;
-    chargedKeys[n] = k;
-    chargedDebts[n] = debt;
-    n = n + 1;
+    keptKeys[kept] = k;
+    keptCosts[kept] = cost;
+    keptDebts[kept] = debt;
+    keptBudgets[kept] = b;
+    kept = kept + 1;
     if (!b.shadow) {
       const left = burst - debt;
       if (tight === undefined || left < tightLeft) {
@@ -113,16 +131,16 @@ function spendLocal(d: BucketDict, budgets: readonly Budget[], st: RequestState,
     }
   }
   if (refused !== undefined || failed !== undefined) {
-    for (let i = 0; i < n; i++) giveBack(d, chargedKeys[i]!, cost);
-    if (refused === undefined) return failed;
-    count(refused, "refused");
-    setHeaders(refused, tightDebt, refusedBurst, refusedRate);
-    return throttled(refused, wait);
+    for (let i = 0; i < kept; i++) giveBack(d, keptKeys[i]!, keptCosts[i]!);
+    if (failed !== undefined) return failed;
+    count(refused!, "refused");
+    setHeaders(refused!, tightDebt, refusedBurst, refusedRate);
+    return throttled(refused!, wait);
   }
-  for (let i = 0; i < n; i++) {
-    const b = charged[i]!;
-    const debt = chargedDebts[i]!;
-    keep(d, chargedKeys[i]!, debt, b.rate * share);
+  for (let i = 0; i < kept; i++) {
+    const b = keptBudgets[i]!;
+    const debt = keptDebts[i]!;
+    keep(d, keptKeys[i]!, debt, b.rate * share);
     count(b, "admitted");
     noteLowest(b.gauge, b.burst * share - debt);
   }
@@ -144,17 +162,18 @@ export function spendTokens(st: RequestState): Verdict {
   if (cost <= 0) return undefined;
   const d = ngx.shared.fe_ratelimit;
   if (d === undefined) return OUT_OF_ORDER;
-  const klass = interactionClass(c) ?? "none";
+  const n = charges(budgets, st.id, interactionClass(c) ?? "none", cost, c.class_costs);
+  if (n === 0) return undefined;
   if (clusterEnabled) {
     if (syncEvery !== undefined) {
-      if (!redisDown()) return syncSpend(budgets, st, cost, klass);
+      if (!redisDown()) return syncSpend(n);
     } else if (redisReady()) {
-      const [v, failed] = clusterSpend(budgets, st, cost, klass);
+      const [v, failed] = clusterSpend(n);
       if (failed === undefined) return v;
     }
     // The cluster store is failing: this node limits alone, at its share, in its own buckets.
     countSoon(FALLBACK_COUNT);
-    return spendLocal(d as unknown as BucketDict, budgets, st, cost, klass, clusterShare, FALLBACK);
+    return spendLocal(d as unknown as BucketDict, n, clusterShare, FALLBACK);
   }
-  return spendLocal(d as unknown as BucketDict, budgets, st, cost, klass, 1, LOCAL);
+  return spendLocal(d as unknown as BucketDict, n, 1, LOCAL);
 }

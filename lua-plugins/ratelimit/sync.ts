@@ -16,9 +16,9 @@
  * Bounded: at most MAX_VIEWS buckets per worker (a new one past that is refused, counted as
  * dict_full); a bucket that is full again and has nothing to push is forgotten at the sync.
  */
-import type { RequestState, Verdict } from "../core/request";
+import type { Verdict } from "../core/request";
 import { noteLowest } from "../metrics/metrics";
-import { count, keyOf, ORIGIN, type Budget } from "./budgets";
+import { chargeBudget, chargeCost, chargeKey, count, ORIGIN, type Budget } from "./budgets";
 import { evalScript, redisReady } from "./redis";
 import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
 
@@ -63,18 +63,19 @@ function debtNow(v: View, t: number): number {
 }
 
 const used: View[] = [];
+const usedCosts: number[] = [];
 
-/** A request against the worker's views: admitted (and counted for the next push) or refused. */
-export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: number, klass: string): Verdict {
+/** The request's `n` charges against the worker's views: admitted (and counted for the next push) or refused. */
+export function syncSpend(n: number): Verdict {
   const t = ngx.now() - ORIGIN;
-  let n = 0;
+  let m = 0;
   let tight: Budget | undefined;
   let tightLeft = 0;
   let tightDebt = 0;
-  for (let i = 0; i < budgets.length; i++) {
-    const b = budgets[i]!;
-    const key = keyOf(b, st.id, klass);
-    if (key === undefined) continue;
+  for (let i = 0; i < n; i++) {
+    const b = chargeBudget[i]!;
+    const cost = chargeCost[i]!;
+    const key = chargeKey[i]!;
     if (cost > b.burst) {
       count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow) return tooCostly(b, cost, b.burst);
@@ -101,8 +102,9 @@ export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: nu
       setHeaders(b, debt - cost, b.burst, b.rate);
       return throttled(b, (debt - b.burst) / b.rate);
     }
-    used[n] = v;
-    n = n + 1;
+    used[m] = v;
+    usedCosts[m] = cost;
+    m = m + 1;
     if (!b.shadow) {
       count(b, "admitted");
       const left = b.burst - debt;
@@ -114,7 +116,7 @@ export function syncSpend(budgets: readonly Budget[], st: RequestState, cost: nu
       }
     }
   }
-  for (let i = 0; i < n; i++) used[i]!.spent = used[i]!.spent + cost;
+  for (let i = 0; i < m; i++) used[i]!.spent = used[i]!.spent + usedCosts[i]!;
   if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
   return undefined;
 }

@@ -337,7 +337,7 @@ export type DecodeArgs = (this: void, q: string) => Record<string, string | bool
  * patient scopes must name the patient themselves (`rules` should refuse, not inject).
  */
 export function criteriaDenial(id: Identity, c: Classification, criteria: string, decodeArgs: DecodeArgs, rules: AuthzRules): string | undefined {
-  const search: Classification = { interaction: "search-type", resource_type: c.resource_type, id: undefined, version_id: undefined, operation: undefined, compartment_type: undefined, cost: c.cost, public: false };
+  const search: Classification = { interaction: "search-type", resource_type: c.resource_type, id: undefined, version_id: undefined, operation: undefined, compartment_type: undefined, cost: c.cost, class_costs: undefined, public: false };
   const v = authorize(id, search, () => toSearchArgs(decodeArgs(criteria)), rules);
   if (v === undefined || "response" in v) return undefined;
   if ("message" in v) return v.message;

@@ -187,6 +187,12 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
     // Synced counts: until its first failed sync (one interval) a node still decides from its
     // last view, and after an idle pause that view is a full bucket: one more burst per node.
     for (const n of seen.values()) expect(Math.abs(n - perNode)).toBeLessThanOrEqual(perNode * TOLERANCE + CONNECTIONS + (mode === "sync" ? BURST : 0));
+    // A search of _count=2800 costs 30: more than a node's share (25), within the budget (50).
+    // Only Redis being away makes it unaffordable, so it is a 429 for the retry interval, not
+    // the 403 too-costly that no wait would lift.
+    const big = await fetch(`${a.url}/t/fhir/Patient?_count=2800`);
+    expect(big.status).toBe(429);
+    expect(big.headers.get("retry-after")).toBe("1");
     await new Promise((res) => setTimeout(res, 700));
     for (const g of [a, b]) {
       expect((await metric(g, "fe_ratelimit_fallback_total"))[0]).toBeGreaterThan(0);

@@ -205,13 +205,12 @@ describe("ratelimit.bucket", () => {
     expect(out[9]!.ok).toBe(true);
   });
 
-  // Found: a spend that creates the bucket (bucket.ts line 50, safe_add with a time to live of
-  // cost/rate) and is then given back because a later budget refused (line 69, an incr that
-  // keeps that time to live) leaves the mark at `now * rate` of that moment, while the key lives
-  // on. Later spends inside that time see a debt below their cost, which line 59 reports as the
-  // cost: the mark stays behind the clock, and the bucket admits up to the given-back cost more
-  // than its burst. Here: 4 s after giving back 5 tokens, a bucket of 10 admits 14.
-  it.fails("after a later budget's refusal gives back the first spend, still admits only its burst", async () => {
+  // A spend that creates the bucket (safe_add with a time to live of cost/rate) and is then
+  // given back because a later budget refused leaves the mark at `now * rate` of that moment
+  // while the key lives on. Later spends saw a debt below their cost and reported the cost, the
+  // mark stayed behind the clock, and a bucket of 10 admitted 14 (found by this test); spend
+  // now brings a mark that is behind up to the clock.
+  it("after a later budget's refusal gives back the first spend, still admits only its burst", async () => {
     const b = { cost: 1, rate: 1, burst: 10 };
     const out = await scenario([{ op: "uncommit", cost: 5, now: T0, rate: 1 }, ...times(15, () => ({ op: "admit" as const, now: T0 + 4, ...b }))]);
     expect(admits(out.slice(1)).filter((ok) => ok === true)).toHaveLength(10);
@@ -348,11 +347,13 @@ describe("ratelimit.bucket", () => {
     });
   });
 
-  // Found: the mark is `now * rate` from the Unix epoch (bucket.ts line 46), a double: at 1e7
-  // tokens a second it is about 1.8e16, past 2^53, where adding a cost of 1 is lost to rounding,
-  // so the bucket never fills and admits everything. The schema lets a rate reach 1e12 a second.
-  it.fails("still refuses past its burst at a rate of ten million tokens a second", async () => {
-    const out = await scenario(times(12, () => ({ op: "admit", cost: 1, now: T0, rate: 1e7, burst: 10 })));
+  // The mark is seconds x rate, a double: from the Unix epoch (1.8e9 s) at 1e7 tokens a second
+  // it passed 2^53, where adding a cost of 1 is lost, and the bucket admitted everything. The
+  // step now counts seconds from ratelimit/budgets ORIGIN (2025-06), and FE2605 caps a rate at
+  // 1e6 a second: at that rate, in 2030 (1.43e8 s after the origin), the bucket still counts.
+  it("still refuses past its burst at the highest rate a policy allows, on the step's clock in 2030", async () => {
+    const in2030 = 1_893_456_000 - 1_750_000_000;
+    const out = await scenario(times(12, () => ({ op: "admit", cost: 1, now: in2030, rate: 1e6, burst: 10 })));
     expect(admits(out)).toEqual([...times(10, () => true), false, false]);
   });
 });

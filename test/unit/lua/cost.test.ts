@@ -260,12 +260,13 @@ describe("fhir.cost", () => {
     cases.forEach(([q, c], i) => expect(got[i], `seed ${seed}: ${JSON.stringify(q)} with ${JSON.stringify(c)}`).toBe(oracleSearch(q, c)));
   });
 
-  // Found by the oracle: cost.ts decodes a parameter's name (line 83) but not the _count value it
-  // reads with tonumber (line 86), and the upstream decodes both: `_count=%31%30%30%30` is a
-  // _count of 1000 upstream, and it costs a plain search (3, not 12).
-  it.fails("charges the surcharge for a percent-encoded _count value", async () => {
-    const got = await searchCosts([["_count=%31%30%30%30", DEFAULT], ["_count=2%30%30", DEFAULT]]);
-    expect(got).toEqual([12, 5]);
+  // Found by the oracle: cost.ts decoded a parameter's name but not the _count value, and the
+  // upstream decodes both: `_count=%31%30%30%30` is a _count of 1000 upstream, and it cost a
+  // plain search (3, not 12). Only whole digits count: tonumber would also read "inf" (an
+  // infinite cost), "0x400" and "1e3".
+  it("charges the surcharge for a percent-encoded _count value, and only for digits", async () => {
+    const got = await searchCosts([["_count=%31%30%30%30", DEFAULT], ["_count=2%30%30", DEFAULT], ["_count=inf", DEFAULT], ["_count=0x400", DEFAULT], ["_count=1e3", DEFAULT], ["_count=99999999999", DEFAULT]]);
+    expect(got).toEqual([12, 4, 3, 3, 3, 3 + Math.ceil((1e9 - 100) / 100)]);
   });
 
   describe("bundleCost", () => {
