@@ -10,11 +10,11 @@
  * concurrency would admit more than it: either is far outside the tolerance.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { perSecond, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const RATE = 200;
 const BURST = 100;
@@ -32,7 +32,7 @@ const TOLERANCE = 0.01;
 
 /** What the upstream received, by tenant path prefix: the cost of each request. */
 const received: { method: string; url: string }[] = [];
-let upstream: http.Server;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 
 /** Cost of a request as the upstream saw it, by the default cost model. */
@@ -100,15 +100,8 @@ function upstreamOf(tenant: string): { method: string; url: string }[] {
 }
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
-    received.push({ method: req.method ?? "", url: req.url ?? "" });
-    req.resume();
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Patient","id":"1"}');
-  });
-  // Longer than nginx's upstream keepalive, so nginx never reuses a connection node has closed.
-  upstream.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  upstream = await startRecorder((req) => received.push({ method: req.method ?? "", url: req.url ?? "" }), '{"resourceType":"Patient","id":"1"}');
+  const url = upstream.url;
   gw = await startGateway(
     {
       name: "ratelimit-accuracy",
@@ -126,7 +119,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 function check(name: string, run: Run, cost: number, extra: string): void {

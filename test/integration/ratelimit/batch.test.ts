@@ -3,13 +3,12 @@
  * inside a batch (so batching is no way past it), a budget per class spends each class's share
  * in that class's bucket, and a budget of a class the batch has no entry of is not charged.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { perHour, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
-let upstream: http.Server;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 let seen = 0;
 
@@ -40,18 +39,13 @@ const post = (body: string): Promise<Response> => fetch(`${gw.url}/t/fhir`, { me
 const get = (path: string): Promise<Response> => fetch(`${gw.url}/t/fhir/${path}`);
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
-    seen += 1;
-    req.resume();
-    req.on("end", () => res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Bundle","type":"batch-response"}'));
-  });
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  gw = await startGateway(policy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`));
+  upstream = await startRecorder(() => (seen += 1), '{"resourceType":"Bundle","type":"batch-response"}');
+  gw = await startGateway(policy(upstream.url));
 });
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => upstream.close(r));
+  await upstream?.close();
 });
 
 describe("a batch spends by its entries' classes", () => {

@@ -12,10 +12,10 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, perSecond, seconds, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { freePort } from "../../harness/ports.ts";
 
 const RATE = 100;
@@ -36,7 +36,7 @@ const SYNC_SLACK = (2 - 1) * (BURST + (RATE * SYNC_MS) / 1000);
 
 let redisPort = 0;
 let redis: ChildProcess | undefined;
-let upstream: http.Server | undefined;
+let upstream: Recorder | undefined;
 const seen = new Map<string, number>();
 let upstreamUrl = "";
 
@@ -127,18 +127,16 @@ async function metric(g: OwnGateway, name: string): Promise<number[]> {
 beforeAll(async () => {
   redisPort = await freePort();
   await startRedis();
-  upstream = http.createServer((req, res) => {
+  upstream = await startRecorder((req) => {
     const v = String(req.headers["x-policy-version"] ?? "?");
     seen.set(v, (seen.get(v) ?? 0) + 1);
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Patient","id":"1"}');
-  });
-  await new Promise<void>((r) => upstream!.listen(0, "127.0.0.1", r));
-  upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  }, '{"resourceType":"Patient","id":"1"}');
+  upstreamUrl = upstream.url;
 });
 
 afterAll(async () => {
   await stopRedis();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode) => {

@@ -10,19 +10,19 @@
  *   from the RateLimit header's `r=` (tokens left) after each request.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { perHour, perMinute, perSecond, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { TEST_AUDIENCE } from "../../harness/auth-constants.ts";
 import { forge, goodClaims, mint } from "../../harness/authz-client.ts";
 import { stack } from "../../harness/env.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const SEARCH_RATE = 20;
 const SEARCH_BURST = 40;
 
 const received: { method: string; url: string; client: string }[] = [];
-let upstream: http.Server;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 
 function tenantRequests(tenant: string): { method: string; url: string; client: string }[] {
@@ -71,19 +71,13 @@ function policy(upstreamUrl: string): PolicyInput {
 }
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
-    received.push({ method: req.method ?? "", url: req.url ?? "", client: String(req.headers["x-client-id"] ?? "") });
-    req.resume();
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Bundle","type":"searchset","entry":[]}');
-  });
-  upstream.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  gw = await startGateway(policy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`), { workers: 2 });
+  upstream = await startRecorder((req) => received.push({ method: req.method ?? "", url: req.url ?? "", client: String(req.headers["x-client-id"] ?? "") }));
+  gw = await startGateway(policy(upstream.url), { workers: 2 });
 });
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

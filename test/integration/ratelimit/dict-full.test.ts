@@ -6,20 +6,19 @@
  * kilobyte holds, which the policy docs state.
  */
 import { readFileSync } from "node:fs";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kilobytes, perMinute, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { TEST_AUDIENCE } from "../../harness/auth-constants.ts";
 import { forge, goodClaims } from "../../harness/authz-client.ts";
 import { stack } from "../../harness/env.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 /** nginx's smallest shared dict is 8 pages; 32 KB holds a few hundred buckets. */
 const DICT_KB = 32;
 const SUBJECTS = 600;
 
-let upstream: http.Server | undefined;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 let upstreamHits = 0;
 
@@ -43,17 +42,13 @@ function policy(upstreamUrl: string): PolicyInput {
 }
 
 beforeAll(async () => {
-  upstream = http.createServer((_req, res) => {
-    upstreamHits += 1;
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Patient","id":"1"}');
-  });
-  await new Promise<void>((r) => upstream!.listen(0, "127.0.0.1", r));
-  gw = await startGateway(policy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`));
+  upstream = await startRecorder(() => (upstreamHits += 1), '{"resourceType":"Patient","id":"1"}');
+  gw = await startGateway(policy(upstream.url));
 });
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 const read = (token: string): Promise<Response> => fetch(`${gw.url}/clinic/fhir/Patient/1`, { headers: { authorization: `Bearer ${token}` } });

@@ -13,15 +13,14 @@
  * Rates of a token every 10 s keep `r=` exact while a test runs; `t=` and Retry-After are
  * allowed the whole seconds the test has taken since the bucket was first spent from.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { perMinute, perSecond, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { expectOutcome } from "../../harness/fhir.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const received: string[] = [];
-let upstream: http.Server;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 
 function policy(url: string): PolicyInput {
@@ -55,23 +54,17 @@ function policy(url: string): PolicyInput {
 }
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
+  upstream = await startRecorder((req) => {
     received.push(`${req.method} ${req.url}`);
-    req.resume();
-    if (req.url?.includes("missing") === true) {
-      res.writeHead(404, { "content-type": "application/fhir+json" }).end('{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}');
-      return;
-    }
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Patient","id":"p1"}');
-  });
-  upstream.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  gw = await startGateway(policy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`), { workers: 1 });
+    if (req.url?.includes("missing") === true) return { status: 404, body: '{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"not-found"}]}' };
+    return undefined;
+  }, '{"resourceType":"Patient","id":"p1"}');
+  gw = await startGateway(policy(upstream.url), { workers: 1 });
 });
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

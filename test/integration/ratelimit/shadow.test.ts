@@ -9,15 +9,14 @@
  * - The decisions and fe_ratelimit_tokens_remaining are on the admin /metrics, flushed from
  *   the workers every 0.5 s (so the test polls).
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { perMinute, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { expectOutcome } from "../../harness/fhir.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const received: string[] = [];
-let upstream: http.Server;
+let upstream: Recorder | undefined;
 let gw: OwnGateway;
 
 function policy(url: string): PolicyInput {
@@ -42,19 +41,13 @@ function policy(url: string): PolicyInput {
 }
 
 beforeAll(async () => {
-  upstream = http.createServer((req, res) => {
-    received.push(`${req.method} ${req.url}`);
-    req.resume();
-    res.writeHead(200, { "content-type": "application/fhir+json" }).end('{"resourceType":"Bundle","type":"batch-response","entry":[]}');
-  });
-  upstream.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
-  gw = await startGateway(policy(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`), { workers: 2 });
+  upstream = await startRecorder((req) => received.push(`${req.method} ${req.url}`), '{"resourceType":"Bundle","type":"batch-response","entry":[]}');
+  gw = await startGateway(policy(upstream.url), { workers: 2 });
 });
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise((r) => (upstream === undefined ? r(undefined) : upstream.close(r)));
+  await upstream?.close();
 });
 
 /** What the upstream received for a tenant (a batch is a POST to its base, `/<tenant>`). */

@@ -6,22 +6,14 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import type { CostsIR } from "../../../compiler/ir.ts";
 import { r4ResourceTypes } from "../../../compiler/fhir-data.ts";
 import { runLua } from "../../harness/luajit.ts";
 
 const TYPE_SET = Object.fromEntries(r4ResourceTypes().map((t) => [t, true]));
 
-interface Costs {
-  read: number;
-  search: number;
-  complex_search: number;
-  count_threshold: number;
-  count_step: number;
-  write: number;
-  export: number;
-  operation: number;
-  operations: Record<string, number>;
-}
+/** The IR's cost model, as the runtime reads it. */
+type Costs = CostsIR;
 
 const DEFAULT: Costs = { read: 1, search: 3, complex_search: 5, count_threshold: 100, count_step: 100, write: 2, export: 10, operation: 5, operations: {} };
 
