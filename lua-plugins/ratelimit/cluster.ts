@@ -42,14 +42,16 @@ export const SCRIPT = [
   "return out",
 ].join("\n");
 
-/** The script's KEYS then ARGV, reused. */
-const argv: (string | number)[] = [];
-
 /**
  * The request's `n` charges (ratelimit/budgets) against the cluster's buckets: its verdict, or
  * (undefined, true) when Redis failed and the caller must count locally at the node's share.
  */
 export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [undefined, true]> {
+  // The Redis call yields, and the worker serves other requests meanwhile, which refill the
+  // module's scratch lists: what this request needs after the call is in its own tables.
+  const bs: Budget[] = [];
+  const cs: number[] = [];
+  const argv: (string | number)[] = [];
   let m = 0;
   for (let i = 0; i < n; i++) {
     const b = chargeBudget[i]!;
@@ -60,16 +62,16 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
       if (!b.shadow) return $multi(tooCostly(b, cost, b.burst), undefined);
       continue;
     }
-    used[m] = i;
+    bs[m] = b;
+    cs[m] = cost;
+    argv[m] = chargeKey[i]!;
     m = m + 1;
   }
   if (m === 0) return $multi(undefined, undefined);
   argv[m] = ORIGIN;
   for (let j = 0; j < m; j++) {
-    const i = used[j]!;
-    const b = chargeBudget[i]!;
-    argv[j] = chargeKey[i]!;
-    argv[m + 4 * j + 1] = chargeCost[i]!;
+    const b = bs[j]!;
+    argv[m + 4 * j + 1] = cs[j]!;
     argv[m + 4 * j + 2] = b.rate;
     argv[m + 4 * j + 3] = b.burst;
     argv[m + 4 * j + 4] = b.shadow ? "1" : "0";
@@ -84,8 +86,7 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
   let refused: Budget | undefined;
   let wait = 0;
   for (let j = 0; j < m; j++) {
-    const i = used[j]!;
-    const b = chargeBudget[i]!;
+    const b = bs[j]!;
     const debt = tonumber(out[j + 1]) ?? 0;
     if (debt > b.burst) {
       if (b.shadow) {
@@ -96,7 +97,7 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
       if (refused === undefined || w > wait) {
         refused = b;
         wait = w;
-        tightDebt = debt - chargeCost[i]!;
+        tightDebt = debt - cs[j]!;
       }
       continue;
     }
@@ -118,6 +119,3 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
   if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
   return $multi(undefined, undefined);
 }
-
-/** Indexes of the charges sent to the script. */
-const used: number[] = [];

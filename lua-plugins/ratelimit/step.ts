@@ -170,6 +170,8 @@ export function spendTokens(st: RequestState): Verdict {
     } else if (redisReady()) {
       const [v, failed] = clusterSpend(n);
       if (failed === undefined) return v;
+      // The call yielded, and other requests have refilled the charge lists since.
+      charges(budgets, st.id, interactionClass(c) ?? "none", cost, c.class_costs);
     }
     // The cluster store is failing: this node limits alone, at its share, in its own buckets.
     countSoon(FALLBACK_COUNT);

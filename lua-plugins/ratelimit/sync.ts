@@ -122,22 +122,25 @@ export function syncSpend(n: number): Verdict {
 }
 
 const MAX_PER_CALL = 500;
-const keys: string[] = [];
-const pushed: View[] = [];
-const argv: (string | number)[] = [];
 
-/** One script call for up to MAX_PER_CALL buckets in keys[0..n). */
-function push(n: number): void {
+/**
+ * One script call for `views[from..to)`. Its own argument list: the call yields, and another
+ * sync (a slow Redis, an interval shorter than the timeout) may run meanwhile.
+ */
+function push(keys: readonly string[], views_: readonly View[], from: number, to: number): void {
+  const n = to - from;
+  const argv: (string | number)[] = [];
   for (let i = 0; i < n; i++) {
-    argv[i] = keys[i]!;
-    argv[n + 2 * i + 1] = pushed[i]!.pushing;
-    argv[n + 2 * i + 2] = pushed[i]!.rate;
+    const v = views_[from + i]!;
+    argv[i] = keys[from + i]!;
+    argv[n + 2 * i + 1] = v.pushing;
+    argv[n + 2 * i + 2] = v.rate;
   }
   argv[n] = ORIGIN;
   const res = evalScript("sync", SYNC_SCRIPT, n, argv, 3 * n + 1);
   const t = ngx.now() - ORIGIN;
   for (let i = 0; i < n; i++) {
-    const v = pushed[i]!;
+    const v = views_[from + i]!;
     if (res === undefined) {
       // Not pushed: it goes with the next sync.
       v.spent = v.spent + v.pushing;
@@ -149,26 +152,27 @@ function push(n: number): void {
   }
 }
 
-/** Timer: every bucket the worker spent from, or still holds debt in, goes to Redis. */
+/**
+ * Timer: every bucket the worker spent from, or still holds debt in, goes to Redis. The views
+ * are walked first, without yielding (requests add views meanwhile, and a table must not gain
+ * keys while `pairs` walks it), then pushed.
+ */
 export function syncNow(this: void, premature: boolean): void {
   if (premature || !redisReady()) return;
   const t = ngx.now() - ORIGIN;
-  let n = 0;
+  const keys: string[] = [];
+  const due: View[] = [];
   for (const [key, v] of pairs(views)) {
-    if (v.spent === 0 && v.debt - v.rate * (t - v.at) <= 0) {
+    if (v.spent === 0 && v.pushing === 0 && v.debt - v.rate * (t - v.at) <= 0) {
       views.delete(key);
       viewCount = viewCount - 1;
       continue;
     }
+    if (v.pushing !== 0) continue;
     v.pushing = v.spent;
     v.spent = 0;
-    keys[n] = key;
-    pushed[n] = v;
-    n = n + 1;
-    if (n === MAX_PER_CALL) {
-      push(n);
-      n = 0;
-    }
+    keys.push(key);
+    due.push(v);
   }
-  if (n > 0) push(n);
+  for (let from = 0; from < keys.length; from += MAX_PER_CALL) push(keys, due, from, math.min(from + MAX_PER_CALL, keys.length));
 }

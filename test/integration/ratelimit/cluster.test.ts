@@ -28,6 +28,9 @@ const CONNECTIONS = 16;
  */
 const TOLERANCE = 0.01;
 const SYNC_MS = 100;
+/** The mix tenant's search budget: a search costs 3, so about 10 searches a second get through. */
+const SEARCH_RATE = 30;
+const SEARCH_BURST = 15;
 /**
  * Synced counts: between two syncs each of the W workers (here 2 nodes x 1) counts the refill as
  * its own, and at the start each sees a full bucket: up to (W - 1) x (burst + rate x sync) more.
@@ -38,6 +41,7 @@ let redisPort = 0;
 let redis: ChildProcess | undefined;
 let upstream: Recorder | undefined;
 const seen = new Map<string, number>();
+const mixSeen = new Map<string, number>();
 let upstreamUrl = "";
 
 function startRedis(): Promise<void> {
@@ -75,7 +79,19 @@ function policy(name: string, upstreamUrl: string, mode: Mode): PolicyInput {
     // timeout is a fallback episode (each node's local bucket starts full). Stopped Redis
     // refuses connections at once, so the fallback tests do not wait on it.
     limits: { store: "redis", redis: { url: `redis://127.0.0.1:${redisPort}`, nodes: 2, timeout: milliseconds(1000), retryAfter: seconds(1), ...(mode === "sync" ? { sync: milliseconds(SYNC_MS) } : {}) } },
-    tenants: [{ id: "t", pathPrefix: "/t", anonymous: true, upstream: { url: upstreamUrl }, budgets: [{ id: "global", rate: perSecond(RATE), burst: tokens(BURST) }] }],
+    tenants: [
+      { id: "t", pathPrefix: "/t", anonymous: true, upstream: { url: upstreamUrl }, budgets: [{ id: "global", rate: perSecond(RATE), burst: tokens(BURST) }] },
+      {
+        id: "mix",
+        pathPrefix: "/mix",
+        anonymous: true,
+        upstream: { url: `${upstreamUrl}/mix` },
+        budgets: [
+          { id: "searches", classes: ["search"], rate: perSecond(SEARCH_RATE), burst: tokens(SEARCH_BURST) },
+          { id: "reads", classes: ["read"], rate: perSecond(RATE), burst: tokens(BURST) },
+        ],
+      },
+    ],
   };
 }
 
@@ -84,27 +100,29 @@ interface LoadResult {
   readonly ms: number;
 }
 
-/** Keep-alive GETs from `connections` clients on each gateway, for `ms`. */
-async function load(gateways: readonly OwnGateway[], connections: number, ms: number): Promise<LoadResult> {
+/** Keep-alive GETs from `connections` clients on each gateway, for `ms`, each client walking `paths`. */
+async function load(gateways: readonly OwnGateway[], connections: number, ms: number, paths: readonly string[] = ["/t/fhir/Patient/1"]): Promise<LoadResult> {
   const statuses: Record<string, number> = {};
   const agents = gateways.map(() => new http.Agent({ keepAlive: true, maxSockets: connections }));
   const started = Date.now();
-  const once = (g: OwnGateway, agent: http.Agent): Promise<string> =>
+  const once = (g: OwnGateway, agent: http.Agent, path: string): Promise<string> =>
     new Promise((resolve) => {
       const u = new URL(g.url);
-      const req = http.get({ host: u.hostname, port: u.port, path: "/t/fhir/Patient/1", agent }, (res) => {
+      const req = http.get({ host: u.hostname, port: u.port, path, agent }, (res) => {
         res.resume();
         res.on("end", () => resolve(String(res.statusCode ?? 0)));
       });
       req.on("error", (e) => resolve(`error ${(e as NodeJS.ErrnoException).code ?? e.message}`));
     });
-  const client = async (g: OwnGateway, agent: http.Agent): Promise<void> => {
-    while (Date.now() - started < ms) {
-      const s = await once(g, agent);
-      statuses[s] = (statuses[s] ?? 0) + 1;
+  const client = async (g: OwnGateway, agent: http.Agent, offset: number): Promise<void> => {
+    for (let k = offset; Date.now() - started < ms; k++) {
+      const path = paths[k % paths.length]!;
+      const s = await once(g, agent, path);
+      const key = paths.length === 1 ? s : `${path.split("?")[0]} ${s}`;
+      statuses[key] = (statuses[key] ?? 0) + 1;
     }
   };
-  await Promise.all(gateways.flatMap((g, i) => Array.from({ length: connections }, () => client(g, agents[i]!))));
+  await Promise.all(gateways.flatMap((g, i) => Array.from({ length: connections }, (_, c) => client(g, agents[i]!, c))));
   const elapsed = Date.now() - started;
   for (const ag of agents) ag.destroy();
   return { statuses, ms: elapsed };
@@ -128,6 +146,11 @@ beforeAll(async () => {
   redisPort = await freePort();
   await startRedis();
   upstream = await startRecorder((req) => {
+    if ((req.url ?? "").startsWith("/mix/")) {
+      const kind = (req.url ?? "").includes("?") ? "search" : "read";
+      mixSeen.set(kind, (mixSeen.get(kind) ?? 0) + 1);
+      return;
+    }
     const v = String(req.headers["x-policy-version"] ?? "?");
     seen.set(v, (seen.get(v) ?? 0) + 1);
   }, '{"resourceType":"Patient","id":"1"}');
@@ -171,6 +194,26 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
     expect(Number(redisCli("DBSIZE"))).toBeGreaterThan(0);
     await new Promise((res) => setTimeout(res, 700));
     for (const g of [a, b]) expect(await metric(g, "fe_ratelimit_fallback_total")).toEqual([0]);
+    expect(a.newSeriousLines()).toEqual([]);
+    expect(b.newSeriousLines()).toEqual([]);
+  });
+
+  it("keeps two budgets of mixed requests apart while each request waits on Redis", async () => {
+    // Reads and searches interleave on every connection: while one request waits on Redis the
+    // worker serves others, so a request that read another's budgets after its call would
+    // charge or judge the wrong bucket.
+    mixSeen.clear();
+    const r = await load([a, b], CONNECTIONS, 2000, ["/mix/fhir/Patient/1", "/mix/fhir/Observation?code=x"]);
+    const searches = mixSeen.get("search") ?? 0;
+    const reads = mixSeen.get("read") ?? 0;
+    const allowedSearches = (SEARCH_BURST + SEARCH_RATE * (r.ms / 1000)) / 3;
+    const allowedReads = BURST + RATE * (r.ms / 1000);
+    console.log(`mix ${mode}: ${searches} searches of ${allowedSearches.toFixed(1)}, ${reads} reads of ${allowedReads.toFixed(1)} in ${r.ms} ms, ${JSON.stringify(r.statuses)}`);
+    expect(Object.keys(r.statuses).every((k) => k.endsWith(" 200") || k.endsWith(" 429"))).toBe(true);
+    const slack = mode === "sync" ? SYNC_SLACK : 2 * CONNECTIONS;
+    expect(Math.abs(searches - allowedSearches)).toBeLessThanOrEqual(allowedSearches * TOLERANCE + 2 + (mode === "sync" ? (SEARCH_BURST + SEARCH_RATE * SYNC_MS / 1000) / 3 : 0));
+    expect(reads).toBeLessThanOrEqual(allowedReads * (1 + TOLERANCE) + slack);
+    expect(reads).toBeGreaterThanOrEqual(allowedReads * (1 - TOLERANCE) - 2 * CONNECTIONS);
     expect(a.newSeriousLines()).toEqual([]);
     expect(b.newSeriousLines()).toEqual([]);
   });
