@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { buildBundle } from "../../compiler/bundle.ts";
-import { activate, down, up, waitForVersion } from "../../compiler/control.ts";
+import { activate, down, reload, up, waitForVersion } from "../../compiler/control.ts";
 import { formatDiagnostic } from "../../compiler/diagnostics.ts";
 import type { PolicyInput } from "../../policy-dsl/index.ts";
 import { freePort } from "./ports.ts";
@@ -26,6 +26,8 @@ export interface OwnGateway {
   newSeriousLines(allowed?: readonly RegExp[]): string[];
   /** Prometheus text of the admin listener. */
   metrics(): Promise<string>;
+  /** `fhir-edge reload` with a new policy: build, nginx -t, switch, HUP, wait for its version. */
+  reload(policy: PolicyInput): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -37,11 +39,8 @@ export async function startGateway(policy: PolicyInput, opts: { workers?: number
   writeFileSync(policyFile, `export default ${JSON.stringify(policy, null, 2)};\n`);
   const port = opts.port ?? (await freePort());
   const adminPort = await freePort();
-  const built = await buildBundle({
-    policyFile,
-    stateDir,
-    options: { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, workers: opts.workers ?? 1 },
-  });
+  const options = { listen: `127.0.0.1:${port}`, admin: `127.0.0.1:${adminPort}`, workers: opts.workers ?? 1 };
+  const built = await buildBundle({ policyFile, stateDir, options });
   if (built.version === undefined) {
     rmSync(stateDir, { recursive: true, force: true });
     throw new Error(`policy does not build:\n${built.diagnostics.map(formatDiagnostic).join("\n")}`);
@@ -66,6 +65,12 @@ export async function startGateway(policy: PolicyInput, opts: { workers?: number
     },
     async metrics() {
       return (await fetch(`${admin}/metrics`)).text();
+    },
+    async reload(next) {
+      writeFileSync(policyFile, `export default ${JSON.stringify(next, null, 2)};\n`);
+      const r = await reload({ policyFile, stateDir, options });
+      if (!r.ok) throw new Error(`reload failed: ${r.error}\n${r.build.diagnostics.map(formatDiagnostic).join("\n")}`);
+      return r.switched.version;
     },
     async stop() {
       await down({ stateDir });
