@@ -12,7 +12,7 @@ export interface PolicyIR {
   resolution: { order: ResolutionMode[]; header: string; claim: string };
   strip_headers: string[];
   request_id: { header: string; pattern: string };
-  limits: { max_body_bytes: number };
+  limits: { max_body_bytes: number; max_query_params: number };
   ratelimit: RateLimitIR;
   metrics: { max_series: number };
   token_cache: { short_s: number; long_s: number; negative_s: number };
@@ -350,7 +350,7 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     },
     strip_headers: [...strip],
     request_id: { header: p.requestId?.header ?? DEFAULTS.requestIdHeader, pattern: DEFAULTS.requestIdPattern },
-    limits: { max_body_bytes: (p.limits?.maxBody ?? DEFAULTS.maxBody).bytes },
+    limits: { max_body_bytes: (p.limits?.maxBody ?? DEFAULTS.maxBody).bytes, max_query_params: p.limits?.maxQueryParams ?? DEFAULTS.maxQueryParams },
     ratelimit: lowerRateLimit(p),
     metrics: { max_series: p.metrics?.maxSeries ?? DEFAULTS.maxSeries },
     token_cache: {

@@ -8,6 +8,7 @@ export const DEFAULTS = {
   upstream: { keepalive: 32, connectTimeout: seconds(2), readTimeout: seconds(30) },
   routeAction: "allow",
   maxBody: megabytes(16),
+  maxQueryParams: 100,
   maxSeries: 2000,
   requestIdHeader: "X-Request-ID",
   issuer: {

@@ -247,6 +247,11 @@ export interface LimitsProps {
    */
   readonly maxBody?: Size;
   /**
+   * Most parameters a query may have; more is a 400 OperationOutcome (lua-plugins/http/query).
+   * @default 100
+   */
+  readonly maxQueryParams?: number;
+  /**
    * Where budgets count: `local`, in each node's shared memory (exact across the node's workers);
    * `redis`, in {@link LimitsProps.redis}, one count for every node.
    * @default "local"
@@ -387,7 +392,7 @@ export interface PolicyInput {
    * @default []
    */
   readonly stripHeaders?: readonly string[];
-  /** @default { maxBody: megabytes(16), store: "local", dictSize: megabytes(8) } */
+  /** @default { maxBody: megabytes(16), maxQueryParams: 100, store: "local", dictSize: megabytes(8) } */
   readonly limits?: LimitsProps;
   /** The cost model of every tenant; a tenant's own `costs` override it field by field. @default see {@link CostProps} */
   readonly costs?: CostProps;

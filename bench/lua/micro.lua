@@ -5,6 +5,7 @@ package.path = dir .. "/?.lua;" .. gen .. "/?.lua;" .. package.path
 
 local classify = require("fhir.classify").classify
 local uri = require("http.uri")
+local query = require("http.query")
 local tenant = require("routing.tenant")
 local types = require("fhir_r4").resource_types
 
@@ -25,7 +26,7 @@ local raw = {
   "/acme/fhir/Patient/123", "/acme/fhir/Observation", "/globex/fhir/Observation/abc-1/_history/2", "/acme/fhir/metadata",
   "/acme/fhir/Patient/123/$everything", "/globex/fhir/Encounter/_search", "/acme/fhir/Condition/9", "/acme/fhir/Patient/p1/Observation",
 }
-local queries = { "patient=123&_count=20", "category=laboratory", "", "_include=Observation:subject", "a=b", "code=x|y", "_sort=-date", "name=smith" }
+local queries = { "patient=123&_count=20", "category=laboratory", "", "_include=Observation:subject", "a=b", "code=x|y", "_sort=-date", "name=smith&birthdate=ge1970&_count=10" }
 local policy = {
   resolution = { order = { "claim", "host", "path", "header" }, header = "X-Tenant", claim = "tenant" },
   tenants = {
@@ -39,7 +40,7 @@ local band = bit.band
 
 bench("fhir.classify", function(i) return classify("GET", paths[band(i, 7) + 1], types) end)
 bench("http.uri.checkPath", function(i) return uri.checkPath(raw[band(i, 7) + 1]) end)
-bench("http.uri.checkQuery", function(i) return uri.checkQuery(queries[band(i, 7) + 1]) end)
+bench("http.query.canonicalQuery", function(i) return query.canonicalQuery(queries[band(i, 7) + 1], 100) end)
 bench("routing.tenant.resolve + fhirPath", function(i)
   local p = raw[band(i, 7) + 1]
   local t, mode = tenant.resolve(idx, nil, "127.0.0.1", p, nil)

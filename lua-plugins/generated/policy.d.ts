@@ -123,7 +123,7 @@ export interface PolicyIR {
   readonly resolution: { readonly order: readonly ResolutionMode[]; readonly header: string; readonly claim: string };
   readonly strip_headers: readonly string[];
   readonly request_id: { readonly header: string };
-  readonly limits: { readonly max_body_bytes: number };
+  readonly limits: { readonly max_body_bytes: number; readonly max_query_params: number };
   readonly ratelimit: RateLimitIR;
   readonly metrics: { readonly max_series: number };
   readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };

@@ -9,7 +9,7 @@
 import { contains, matches } from "../core/str";
 const find = string.find;
 
-export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment" | "nul";
+export type UriError = "bad_char" | "encoded" | "dot_segment" | "empty_segment";
 
 /** Characters allowed in a path: RFC 3986 pchar minus `%`, plus `/`. */
 const PATH_BAD = "[^%w%-%._~!%$&'%(%)%*%+,;=:@/]";
@@ -24,15 +24,6 @@ export function checkPath(path: string): UriError | undefined {
   return undefined;
 }
 
-/**
- * The query string is the upstream's to parse, but a NUL or a control character in it has no
- * legitimate FHIR use and is a classic way to split what a gateway and a server see.
- */
-export function checkQuery(args: string): UriError | undefined {
-  if (contains(args, "%00")) return "nul";
-  if (matches(args, "[%z\x01-\x1f\x7f]")) return "bad_char";
-  return undefined;
-}
 
 /** Split `$request_uri` into path and query (query without the `?`, or undefined). */
 export function splitTarget(target: string): LuaMultiReturn<[string, string | undefined]> {

@@ -15,6 +15,8 @@ interface NgxReq {
   get_headers(this: void, maxHeaders?: number, raw?: boolean): LuaMultiReturn<[Record<string, string | string[] | undefined>, string | undefined]>;
   get_uri_args(this: void, maxArgs?: number): LuaMultiReturn<[Record<string, string | boolean | (string | boolean)[] | undefined>, string | undefined]>;
   set_header(this: void, name: string, value: string | string[]): void;
+  /** Replaces the request's query (`$args`, and what get_uri_args parses). */
+  set_uri_args(this: void, args: string): void;
   clear_header(this: void, name: string): void;
   start_time(this: void): number;
   /** Reads the request body (yields); afterwards get_post_args can parse it. */

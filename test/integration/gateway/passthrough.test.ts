@@ -42,11 +42,11 @@ describe("pass-through gateway", () => {
     expect((await upstreamRequests())[0]?.url).toBe("/globex/R4/Patient?_count=100");
   });
 
-  it("accepts the optional FHIR version segment and passes the query string through unchanged", async () => {
+  it("accepts the optional FHIR version segment and passes the canonical query (parameters by name) upstream", async () => {
     const [pid] = await seededPatients("acme");
     const res = await get(`/acme/fhir/R4/Observation?patient=${pid}&category=laboratory`);
     expect(res.status).toBe(200);
-    expect((await upstreamRequests())[0]?.url).toBe(`/acme/R4/Observation?patient=${pid}&category=laboratory`);
+    expect((await upstreamRequests())[0]?.url).toBe(`/acme/R4/Observation?category=laboratory&patient=${pid}`);
   });
 
   it("reads a resource by id", async () => {

@@ -13,7 +13,7 @@ describe("lowering to the IR", () => {
       resolution: { order: ["claim", "host", "path", "header"], header: "X-Tenant", claim: "tenant" },
       strip_headers: ["x-tenant-id", "x-user-id", "x-patient-id", "x-fhir-patient", "x-client-id", "x-scopes", "x-policy-version", "x-forwarded-user", "x-remote-user", "x-auth-request-user"],
       request_id: { header: "X-Request-ID", pattern: "^[%w%._:%-]+$" },
-      limits: { max_body_bytes: 16 * 1024 * 1024 },
+      limits: { max_body_bytes: 16 * 1024 * 1024, max_query_params: 100 },
       ratelimit: { store: "local", dict_bytes: 8 * 1024 * 1024, redis: null },
       metrics: { max_series: 2000 },
       token_cache: { short_s: 5, long_s: 60, negative_s: 5 },
