@@ -11,7 +11,7 @@ import { fhirR4LuaModule } from "../../compiler/fhir-data.ts";
 import type { LuaMicro } from "../report.ts";
 
 // -jv names chunks by file basename (`classify.lua:89`).
-const HOT = /\b(classify|uri|tenant|str|crypto|cache|scope|permission|authorize|compartment)\.lua:\d+/;
+const HOT = /\b(classify|uri|query|tenant|str|crypto|cache|scope|permission|authorize|compartment|cost|bucket|budgets)\.lua:\d+/;
 
 export function luaMicro(iterations = 2_000_000): LuaMicro {
   const plugins = buildPlugins(PACKAGE_ROOT);

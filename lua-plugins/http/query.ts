@@ -137,18 +137,28 @@ const order: number[] = [];
  */
 export function canonicalQuery(raw: string, maxParams: number): Result {
   if (raw === "") return $multi("", undefined);
-  const [semi] = find(raw, ";", 1, true);
-  if (semi !== undefined) return $multi(undefined, "semicolon");
-  const [ctl] = find(raw, "[%z\x01-\x1f\x7f]");
-  if (ctl !== undefined) return $multi(undefined, "control");
+  // One class scan decides the common case: a plain query has no `;`, no control character
+  // and nothing to decode.
   const [plain] = find(raw, PLAIN);
+  if (plain === undefined) {
+    const [semi] = find(raw, ";", 1, true);
+    if (semi !== undefined) return $multi(undefined, "semicolon");
+    const [ctl] = find(raw, "[%z\x01-\x1f\x7f]");
+    if (ctl !== undefined) return $multi(undefined, "control");
+  }
   const len = raw.length;
   let n = 0;
   let pos = 1;
+  // Already canonical as sent: plain, in order, no empty piece, no `=` in a value.
+  let same = plain !== undefined;
+  let special = false;
+  let prev = "";
   while (pos <= len) {
     const [amp] = find(raw, "&", pos, true);
     const stop = amp === undefined ? len : amp - 1;
-    if (stop >= pos) {
+    if (stop < pos) {
+      same = false;
+    } else {
       const [eq] = find(raw, "=", pos, true);
       const hasValue = eq !== undefined && eq <= stop;
       const rawName = sub(raw, pos, hasValue ? eq - 1 : stop);
@@ -165,41 +175,62 @@ export function canonicalQuery(raw: string, maxParams: number): Result {
       if (value !== false && (plain === undefined || find(value, "=", 1, true)[0] !== undefined)) {
         const [cv, verr] = canonical(value);
         if (cv === undefined) return $multi(undefined, verr as QueryError);
+        if (cv !== value) same = false;
         value = cv;
       }
       if (nameLen === 0) return $multi(undefined, "empty_name");
       if (nameLen > MAX_NAME) return $multi(undefined, "long_name");
+      if (n > 0 && name < prev) same = false;
+      if (byte(name) === UNDERSCORE) special = true;
+      prev = name;
       names[n] = name;
       values[n] = value;
       n = n + 1;
     }
     pos = stop + 2;
   }
+  if (endsWithAmp(raw, len)) same = false;
   if (n > maxParams) return $multi(undefined, "too_many");
-  return finish(n);
+  if (special) {
+    const bad = checkSingles(n);
+    if (bad !== undefined) return $multi(undefined, bad);
+  }
+  return $multi(same ? raw : sorted(n), undefined);
 }
 
-const seen = new LuaTable<string, boolean>();
+const UNDERSCORE = 95;
 
-function finish(n: number): Result {
-  for (const k of ["_count", "_format", "_sort", "_summary", "_elements"]) seen.delete(k);
+/** A trailing `&` is an empty piece the loop above never visits. */
+function endsWithAmp(raw: string, len: number): boolean {
+  return byte(raw, len) === 38;
+}
+
+/** Which single-use names a query has used, by call: no table to clear between queries. */
+const seen = new LuaTable<string, number>();
+let call = 0;
+
+function checkSingles(n: number): QueryError | undefined {
+  call = call + 1;
   for (let i = 0; i < n; i++) {
     const name = names[i]!;
     if (SINGLE[name] !== true) continue;
-    if (seen.get(name) === true) return $multi(undefined, "repeated");
-    seen.set(name, true);
+    if (seen.get(name) === call) return "repeated";
+    seen.set(name, call);
     if (name === "_count") {
       const v = values[i]!;
-      if (v === false) return $multi(undefined, "bad_count");
+      if (v === false) return "bad_count";
       const [digits] = find(v, "^%d+$");
-      if (digits === undefined) return $multi(undefined, "bad_count");
+      if (digits === undefined) return "bad_count";
     }
   }
+  return undefined;
+}
+
+function sorted(n: number): string {
   // Insertion sort: stable, and a loop LuaJIT compiles (table.sort calls back from C).
   for (let i = 0; i < n; i++) {
     let j = i - 1;
     const name = names[i]!;
-    order[i] = i;
     while (j >= 0 && names[order[j]!]! > name) {
       order[j + 1] = order[j]!;
       j = j - 1;
@@ -212,5 +243,5 @@ function finish(n: number): Result {
     const v = values[k]!;
     out[i] = v === false ? names[k]! : names[k]! + "=" + v;
   }
-  return $multi(concat(out, "&"), undefined);
+  return concat(out, "&");
 }
