@@ -11,7 +11,7 @@
  * - Parameters are ordered by name, bytewise, stable for repeated names; a value's comma list is
  *   kept as it is (`_sort` order matters).
  * - Refused: `;` anywhere (a separator to some servers), a raw or decoded control character or
- *   NUL, an invalid percent sequence, double encoding (`%25` then two hex digits), invalid UTF-8,
+ *   NUL, an invalid percent sequence, double encoding (a decoded `%` then two hex digits), invalid UTF-8,
  *   an empty name or one over 128 bytes, more than `maxParams` parameters, a repeated `_count`,
  *   `_format`, `_sort`, `_summary` or `_elements`, and a `_count` that is not digits.
  */
@@ -111,7 +111,6 @@ function canonical(s: string): LuaMultiReturn<[string, number] | [undefined, Que
       const h2 = hexValue(byte(s, i + 2));
       if (h1 === undefined || h2 === undefined) return $multi(undefined, "bad_percent");
       b = h1 * 16 + h2;
-      if (b === 37 && hexValue(byte(s, i + 3)) !== undefined && hexValue(byte(s, i + 4)) !== undefined) return $multi(undefined, "double_encoded");
       i = i + 2;
     }
     if (b < 32 || b === 127) return $multi(undefined, "control");
@@ -119,6 +118,11 @@ function canonical(s: string): LuaMultiReturn<[string, number] | [undefined, Que
     bytes[n] = b;
     n = n + 1;
     i = i + 1;
+  }
+  // Double encoding, on the decoded bytes: a `%` followed by two hex digits, however each of the
+  // three was spelled (`%2541`, `%25%34%31`), so that the canonical form reads the same again.
+  for (let k = 0; k + 2 < n; k++) {
+    if (bytes[k] === 37 && hexValue(bytes[k + 1]) !== undefined && hexValue(bytes[k + 2]) !== undefined) return $multi(undefined, "double_encoded");
   }
   if (high && !validUtf8(n)) return $multi(undefined, "bad_utf8");
   const out: string[] = [];

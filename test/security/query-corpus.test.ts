@@ -93,9 +93,6 @@ const CASES: readonly Case[] = [
   ok("fullwidth solidus stays encoded", "code=%EF%BC%8F", "code=%EF%BC%8F"),
   ok("right-to-left override stays encoded", "code=%E2%80%AEx", "code=%E2%80%AEx"),
   ok("_has chain name kept literal", "_has:Observation:patient:code=1234-5", "_has:Observation:patient:code=1234-5"),
-  // The spec reads double encoding on the raw bytes: "%25" then encoded digits passes, and its
-  // canonical form "%2541" (which the upstream decodes to the same "%41") would itself be refused.
-  ok("%25 then encoded hex digits", "code=%25%34%31", "code=%2541"),
   ok("exactly 100 parameters, shuffled", [...params(100)].reverse().join("&"), params(100).join("&")),
   ok("100 parameters and empty pieces", `&&${params(100).join("&&")}&`, params(100).join("&")),
 
@@ -140,6 +137,9 @@ const CASES: readonly Case[] = [
   no("double-encoded dot %252e", "code=%252e", "double_encoded"),
   no("double-encoded dot %252E", "subject=Patient%252E%252E%252F1", "double_encoded"),
   no("double-encoded A %2541", "code=%2541", "double_encoded"),
+  // A decoded "%" then two hex digits, whatever their spelling: the canonical form would read
+  // as double encoding, so it is refused the first time.
+  no("%25 then encoded hex digits", "code=%25%34%31", "double_encoded"),
   no("double-encoded percent %2525", "code=%2525", "double_encoded"),
   no("double-encoded name %255Fcount", "%255Fcount=1", "double_encoded"),
 
