@@ -15,11 +15,15 @@
  *
  * The decoded body is kept on the request state, so the checks after this one parse nothing.
  * Here the cost model (fhir/cost) finishes what classification could not see: a batch costs
- * the sum of its entries, a POST _search what its form's parameters make it.
+ * the sum of its entries, a POST _search what its form's parameters make it. A POST _search
+ * form and If-None-Exist criteria are queries too: they get the canonical reading (http/query)
+ * the URL's query gets, and the upstream receives that form.
  */
 import * as gw from "../core/gateway";
 import { OUT_OF_ORDER, refusal, type Refusal, type RequestState, type Verdict } from "../core/request";
 import type { Classification, Interaction } from "./classify";
+import { canonicalQuery } from "../http/query";
+import { MAX_PARAMS, QUERY_REFUSAL } from "../http/safety";
 import { bundleCost, searchCost } from "./cost";
 import { decodeStrict, MAX_DEPTH, type JsonError } from "./json";
 
@@ -189,7 +193,7 @@ export function checkBody(st: RequestState): Verdict {
   const method = st.method;
   const has = ngxVar.fe_has_body === "1";
   if (method === "GET" || method === "HEAD") return has ? NO_BODY : undefined;
-  const conditional = conditionalRefusal(st, c.interaction, c.id);
+  const conditional = c.interaction === "create" ? checkIfNoneExist() : conditionalRefusal(st, c.interaction, c.id);
   if (conditional !== undefined) return conditional;
   if (method === "DELETE") return has ? NO_BODY : undefined;
   const rule = RULE[c.interaction] ?? "none";
@@ -201,10 +205,7 @@ export function checkBody(st: RequestState): Verdict {
   const m = mediaOf(ngxVar.http_content_type);
   const bad = mediaRefusal(m, rule);
   if (bad !== undefined) return bad;
-  if (rule === "form") {
-    formCost(st, c);
-    return undefined;
-  }
+  if (rule === "form") return checkForm(st, c);
   const [body, err] = readBody();
   if (body === undefined) return err;
   const [doc, jerr] = decodeStrict(body);
@@ -221,12 +222,29 @@ export function checkBody(st: RequestState): Verdict {
   return undefined;
 }
 
-/** A POST _search costs what its query and form parameters together make it. */
-function formCost(st: RequestState, c: Classification): void {
-  if (st.route !== undefined && st.route.cost !== undefined) return;
+/**
+ * A POST _search form: the canonical reading of its parameters (the scope checks' get_post_args
+ * and the upstream then read that form), and the cost its query and form make together.
+ */
+function checkForm(st: RequestState, c: Classification): Verdict {
   req.read_body();
   const form = req.get_body_data();
-  if (form === undefined || form === "") return;
+  if (form === undefined) return req.get_body_file() === undefined ? undefined : ON_DISK;
+  const [canon, qerr] = canonicalQuery(form, MAX_PARAMS);
+  if (canon === undefined) return QUERY_REFUSAL[qerr!];
+  if (canon !== form) req.set_body_data(canon);
+  if (canon === "" || (st.route !== undefined && st.route.cost !== undefined)) return undefined;
   const args = st.args;
-  c.cost = searchCost(args === undefined || args === "" ? form : args + "&" + form, st.tenant!.costs);
+  c.cost = searchCost(args === undefined || args === "" ? canon : args + "&" + canon, st.tenant!.costs);
+  return undefined;
+}
+
+/** If-None-Exist criteria get the canonical reading too; the upstream receives that form. */
+function checkIfNoneExist(): Verdict {
+  const criteria = ngxVar.http_if_none_exist;
+  if (criteria === undefined) return undefined;
+  const [canon, qerr] = canonicalQuery(criteria, MAX_PARAMS);
+  if (canon === undefined) return QUERY_REFUSAL[qerr!];
+  if (canon !== criteria) req.set_header("If-None-Exist", canon);
+  return undefined;
 }

@@ -19,8 +19,9 @@ export const ALLOW = { Allow: "GET, HEAD, POST, PUT, PATCH, DELETE" };
 
 const TOO_LONG = refusal(414, "too-long", "The request URI is too long.");
 const BAD_PATH = refusal(400, "invalid", "The request path has an encoded, empty or dot segment, or a character FHIR paths do not use.");
-const MAX_PARAMS = policy.limits.max_query_params;
-const QUERY_REFUSAL: Record<QueryError, Refusal> = {
+export const MAX_PARAMS = policy.limits.max_query_params;
+/** A query (or a form body, or If-None-Exist criteria) the canonical reading refuses. */
+export const QUERY_REFUSAL: Record<QueryError, Refusal> = {
   bad_percent: refusal(400, "invalid", "The query string has a % that is not followed by two hex digits."),
   double_encoded: refusal(400, "invalid", "The query string is encoded twice (%25 followed by two hex digits)."),
   control: refusal(400, "invalid", "The query string holds a NUL or control character."),

@@ -13,6 +13,7 @@
 import type { Identity } from "../auth/cache";
 import { classify, type Classification } from "../fhir/classify";
 import { splitUrl } from "../fhir/cost";
+import { canonicalQuery } from "../http/query";
 import * as fhir from "../generated/fhir_r4";
 import { authorize, criteriaDenial, criteriaOf, refusing, toSearchArgs, type AuthzRules, type DecodeArgs } from "./authorize";
 import { checkWriteBody } from "./write";
@@ -45,7 +46,7 @@ function shapeDenial(c: Classification, resource: unknown): string | undefined {
 type Entry = { request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown }; resource?: unknown } | undefined;
 
 /** One classified entry: scopes first, then its resource and criteria, then the patient's compartment. */
-function entryDenial(i: number, c: Classification, query: string | undefined, e: Entry, id: Identity, rules: AuthzRules, decodeArgs: DecodeArgs, types: LuaTable<string, boolean>): EntryDenial | undefined {
+function entryDenial(i: number, c: Classification, query: string | undefined, ifNoneExist: unknown, e: Entry, id: Identity, rules: AuthzRules, decodeArgs: DecodeArgs, types: LuaTable<string, boolean>): EntryDenial | undefined {
   const t = c.compartment_type ?? c.resource_type ?? "none";
   const at = "entry " + tostring(i) + ": ";
   const args = (): SearchArgs => (query === undefined ? {} : toSearchArgs(decodeArgs(query)));
@@ -53,7 +54,7 @@ function entryDenial(i: number, c: Classification, query: string | undefined, e:
   if (verdict !== undefined && "message" in verdict) return { index: i, message: at + verdict.message, missing: verdict.missing ?? verdict.reason, type: t };
   const shape = shapeDenial(c, e?.resource);
   if (shape !== undefined) return { index: i, message: at + shape, missing: "bad_entry", type: t };
-  const criteria = criteriaOf(c, query, e?.request?.ifNoneExist);
+  const criteria = criteriaOf(c, query, ifNoneExist);
   const cdenial = criteria === undefined ? undefined : criteriaDenial(id, c, criteria, decodeArgs, rules);
   if (cdenial !== undefined) return { index: i, message: at + "its conditional criteria are a search, and " + cdenial, missing: "conditional_criteria", type: t };
   if (verdict === undefined) return undefined;
@@ -66,6 +67,12 @@ function entryDenial(i: number, c: Classification, query: string | undefined, e:
   return { index: i, message: at + "under patient scopes a Bundle may only create resources that keep to the patient's compartment", missing: "compartment_write", type: t };
 }
 
+/** A query's canonical reading, or its refusal; no query stays none. */
+function canonicalOrNot(q: string | undefined, maxParams: number): LuaMultiReturn<[string | undefined, undefined] | [undefined, string]> {
+  if (q === undefined) return $multi(undefined, undefined);
+  return canonicalQuery(q, maxParams);
+}
+
 /**
  * Denied entries (empty: all allowed), or an error message when the body is not a Bundle the
  * gateway can authorize. `decodeArgs` parses a query string (ngx.decode_args in nginx).
@@ -76,6 +83,7 @@ export function authorizeBundle(
   types: LuaTable<string, boolean>,
   decodeArgs: DecodeArgs,
   tenantRules: AuthzRules,
+  maxParams: number,
 ): BundleVerdict {
   // Inside a Bundle a compartment search must name the patient itself: nothing is injected.
   const rules = refusing(tenantRules);
@@ -96,13 +104,23 @@ export function authorizeBundle(
       denied.push({ index: i, message: "entry " + tostring(i) + ": needs request.method and a relative request.url", missing: "bad_entry", type: "none" });
       continue;
     }
-    const [path, query] = splitUrl(url);
+    const [path, rawQuery] = splitUrl(url);
     const [c, err] = classify(method, path, types);
     if (c === undefined) {
       denied.push({ index: i, message: "entry " + tostring(i) + ": not a FHIR interaction (" + (err ?? "invalid") + ")", missing: "bad_entry", type: "none" });
       continue;
     }
-    const d = entryDenial(i, c, query, e, id, rules, decodeArgs, types);
+    // An entry's query and ifNoneExist are queries: authorized in their canonical reading
+    // (http/query), and refused where that reading refuses them.
+    const [query, qerr] = canonicalOrNot(rawQuery, maxParams);
+    const rawCriteria = e?.request?.ifNoneExist;
+    const [ifNoneExist, cerr] = canonicalOrNot(typeof rawCriteria === "string" ? rawCriteria : undefined, maxParams);
+    const bad = qerr ?? cerr;
+    if (bad !== undefined) {
+      denied.push({ index: i, message: "entry " + tostring(i) + ": its query is refused (" + bad + ")", missing: "bad_entry", type: "none" });
+      continue;
+    }
+    const d = entryDenial(i, c, query, ifNoneExist ?? rawCriteria, e, id, rules, decodeArgs, types);
     if (d !== undefined) denied.push(d);
   }
   return $multi(denied, undefined);

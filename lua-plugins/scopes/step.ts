@@ -15,6 +15,7 @@ import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
 import { authorize, criteriaDenial, criteriaOf, refusing, SEARCHES, type WriteCheck } from "./authorize";
 import { authorizeBundle } from "./bundle";
+import { MAX_PARAMS } from "../http/safety";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
 import { checkWriteBody, type WriteBodyError } from "./write";
 import type { Classification } from "../fhir/classify";
@@ -33,7 +34,7 @@ const WRITE_EXISTING = refusal(403, "forbidden", "Not allowed by the token's sco
 
 function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdict {
   if (st.doc === undefined) return OUT_OF_ORDER;
-  const [denied, berr] = authorizeBundle(st.doc, id, gw.resourceTypes, ngx.decode_args, tenant);
+  const [denied, berr] = authorizeBundle(st.doc, id, gw.resourceTypes, ngx.decode_args, tenant, MAX_PARAMS);
   if (denied === undefined) return refusal(400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
   if (denied.length === 0) return undefined;
   const issues: IssueDetail[] = [];

@@ -24,6 +24,8 @@ interface NgxReq {
   /** The body read by read_body, or undefined when empty or kept in a temp file. */
   get_body_data(this: void): string | undefined;
   get_body_file(this: void): string | undefined;
+  /** Replaces the request body (after read_body); nginx sends the new one, with its length. */
+  set_body_data(this: void, data: string): void;
   get_post_args(this: void, maxArgs?: number): LuaMultiReturn<[Record<string, string | boolean | (string | boolean)[] | undefined> | undefined, string | undefined]>;
 }
 

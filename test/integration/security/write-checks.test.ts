@@ -253,6 +253,49 @@ describe("conditional writes are the searches they run", () => {
   });
 });
 
+describe("a form body and If-None-Exist are queries too: one canonical reading", () => {
+  const form = (body: string, token?: string): Promise<Response> =>
+    send(token === undefined ? "/acme/fhir/Observation/_search" : "/secure/fhir/Observation/_search", { body, ctype: "application/x-www-form-urlencoded", ...(token === undefined ? {} : { token }) });
+
+  it("refuses a form or criteria the canonical reading refuses, before the upstream sees them", async () => {
+    for (const [body, why] of [["code=a;patient=x", "semicolon"], ["code=%G1", "bad percent"], ["code=%252e", "double encoding"], ["_count=1&_count=2", "a repeated _count"], ["code=%C0%AF", "an overlong UTF-8 form"]] as const) {
+      await refused(await form(body), 400, `POST _search form with ${why}`);
+      await refused(await send("/secure/fhir/Observation", { token: patientToken, body: obs(), headers: { "if-none-exist": `patient=${A}&${body}` } }), 400, `If-None-Exist with ${why}`);
+    }
+  });
+
+  it("forwards the canonical form of a form body and of If-None-Exist, which the scope checks read too", async () => {
+    // The in-memory Medplum answers a form _search with its own 400 ("Body is not JSON"): what
+    // matters here is what reached it.
+    await form(`patient=${A}&code=a%7cb&_count=5`);
+    const sent = (await upstreamRequests()).find((r) => r.method === "POST" && r.url.endsWith("/_search"));
+    expect(sent?.body).toBe(`_count=5&code=a%7Cb&patient=${A}`);
+    // Under a patient token the form's patient is checked as the canonical reading has it.
+    await clearUpstream();
+    await form(`patient=Patient%2F${A}`, patientToken);
+    expect((await upstreamRequests()).map((r) => r.body)).toEqual([`patient=Patient/${A}`]);
+    await clearUpstream();
+    await refused(await form(`patient=Patient%2F${B}`, patientToken), 403, "form naming another patient, encoded");
+    // Criteria no resource matches yet, so the upstream creates (it answers 412 to several matches).
+    const text = `canonical-${Date.now()}`;
+    const create = await send("/secure/fhir/Observation", { token: patientToken, body: obs(), headers: { "if-none-exist": `patient=Patient%2F${A}&code:text=${text}` } });
+    expect(create.status).toBeLessThan(300);
+    const post = (await upstreamRequests()).find((r) => r.method === "POST" && r.url.endsWith("/Observation"));
+    expect(post?.headers["if-none-exist"]).toBe(`code:text=${text}&patient=Patient/${A}`);
+  });
+
+  it("reads a Bundle entry's query and ifNoneExist canonically too, and denies the entry the reading refuses", async () => {
+    const bundle = (request: Record<string, unknown>): Promise<Response> =>
+      send("/secure/fhir/", { token: patientToken, body: { resourceType: "Bundle", type: "transaction", entry: [{ resource: obs(), request }] } });
+    for (const request of [{ method: "POST", url: "Observation", ifNoneExist: `patient=${A};code=x` }, { method: "GET", url: `Observation?patient=${A}&_count=1&_count=2` }, { method: "GET", url: `Observation?patient=%G1` }]) {
+      const oo = (await refused(await bundle(request), 403, `Bundle entry ${JSON.stringify(request)}`, /entry 0: its query is refused/)) as unknown as { issue: { expression?: string[] }[] };
+      expect(oo.issue[0]?.expression).toEqual(["Bundle.entry[0]"]);
+    }
+    // Another patient, however encoded, is the compartment's denial.
+    await refused(await bundle({ method: "POST", url: "Observation", ifNoneExist: `patient=Patient%2F${B}` }), 403, "Bundle ifNoneExist naming another patient, encoded");
+  });
+});
+
 describe("what nginx refuses by itself is an OperationOutcome too", () => {
   const H = "Host: 127.0.0.1";
   const CASES: readonly { name: string; request: string; body?: string; status: number }[] = [

@@ -71,7 +71,7 @@ const RUN = `function(rows, types, gen)
     local c, err = classify(r.method, "/" .. p, types)
     if c == nil then out[i] = "classify:" .. err else
       if c.interaction == "batch" then
-        local denied, berr = authorizeBundle(require("cjson.safe").decode(q), id, types, parseArgs, { operations = r.ops })
+        local denied, berr = authorizeBundle(require("cjson.safe").decode(q), id, types, parseArgs, { operations = r.ops }, 100)
         if denied == nil then out[i] = "bundle-error:" .. berr else
           local parts = {}
           for _, d in ipairs(denied) do parts[#parts + 1] = d.index .. "=" .. d.missing end
