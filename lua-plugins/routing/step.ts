@@ -5,6 +5,8 @@
 import * as gw from "../core/gateway";
 import { OUT_OF_ORDER, refusal, type RequestState, type Verdict } from "../core/request";
 import { fhirPath, resolve } from "./tenant";
+import { canonicalQuery } from "../http/query";
+import { MAX_PARAMS } from "../http/safety";
 
 const ngxVar = ngx.var;
 
@@ -41,7 +43,7 @@ export function applyRoute(st: RequestState): Verdict {
   return undefined;
 }
 
-/** Path and query upstream: the tenant's base path, the FHIR path, the client's query (plus an injected patient). */
+/** Path and query upstream: the tenant's base path, the FHIR path, the client's canonical query (plus an injected patient). */
 export function setUpstream(st: RequestState): Verdict {
   const tenant = st.tenant;
   if (tenant === undefined) return OUT_OF_ORDER;
@@ -49,8 +51,11 @@ export function setUpstream(st: RequestState): Verdict {
   if (target === "") target = "/";
   const args = st.args;
   const inject = st.inject;
-  if (inject !== undefined) target = target + "?" + (args === undefined || args === "" ? inject : args + "&" + inject);
-  else if (args !== undefined) target = target + "?" + args;
+  if (inject !== undefined) {
+    // The injected patient joins the canonical query in its place (a FHIR id reads one way).
+    const [canon] = canonicalQuery(args === undefined || args === "" ? inject : args + "&" + inject, MAX_PARAMS + 1);
+    target = target + "?" + (canon ?? (args === undefined || args === "" ? inject : args + "&" + inject));
+  } else if (args !== undefined) target = target + "?" + args;
   ngxVar.fe_upstream_uri = target;
   return undefined;
 }

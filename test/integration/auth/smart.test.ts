@@ -273,6 +273,10 @@ describe("patient parameter injection (compartmentSearch: inject)", () => {
     expect(new Set(bundle.entry?.map((e) => e.resource.subject?.reference))).toEqual(new Set([`Patient/${A}`]));
     expect((await get(`/inject/fhir/Patient`, token)).status).toBe(200);
     expect((await upstreamRequests()).map((r) => r.url)).toEqual([`/acme/R4/Observation?category=laboratory&patient=${A}`, `/acme/R4/Patient?_id=${A}`]);
+    // The injected patient takes its place in the canonical query, by name.
+    await clearUpstream();
+    expect((await get(`/inject/fhir/Observation?status=final&category=laboratory`, token)).status).toBe(200);
+    expect((await upstreamRequests()).map((r) => r.url)).toEqual([`/acme/R4/Observation?category=laboratory&patient=${A}&status=final`]);
     await clearUpstream();
     await expect403(await get(`/inject/fhir/Observation?patient=${B}`, token));
     await expect403(await get(`/inject/fhir/Observation?subject.name=x`, token));
