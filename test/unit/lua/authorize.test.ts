@@ -14,15 +14,17 @@
  * - $export needs system/*.rs; other operations are denied by default;
  * - batch/transaction entries are each authorized as their own request.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fhirR4LuaModule, r4ResourceTypes } from "../../../compiler/fhir-data.ts";
 import { runLua } from "../../harness/luajit.ts";
 
 let genDir = "";
 const TYPES = Object.fromEntries(r4ResourceTypes().map((t) => [t, true]));
+
+afterAll(() => rmSync(genDir, { recursive: true, force: true }));
 
 beforeAll(() => {
   genDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-gen-"));
