@@ -6,10 +6,9 @@
  * interval sync (ratelimit/sync) trades for its lower cost: ratelimit/README.md.
  */
 import type { Verdict } from "../core/request";
-import { noteLowest } from "../metrics/metrics";
 import { chargeBudget, chargeCost, chargeKey, count, ORIGIN, type Budget } from "./budgets";
 import { evalScript } from "./redis";
-import { setHeaders, throttled, tooCostly } from "./verdict";
+import { begin, chargeAdmitted, chargeRefused, decision, tooCostly } from "./verdict";
 
 /**
  * KEYS: the request's buckets; ARGV: the time origin (ratelimit/budgets ORIGIN), then cost,
@@ -57,7 +56,7 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
     const b = chargeBudget[i]!;
     const cost = chargeCost[i]!;
     if (cost > b.burst) {
-      // No wait would ever admit it: a 403, whatever else refuses.
+      // No wait would ever admit it: a 403 (decided before the Redis call), whatever else refuses.
       count(b, b.shadow ? "shadow_too_costly" : "too_costly");
       if (!b.shadow) return $multi(tooCostly(b, cost, b.burst), undefined);
       continue;
@@ -79,43 +78,13 @@ export function clusterSpend(n: number): LuaMultiReturn<[Verdict, undefined] | [
   const res = evalScript("spend", SCRIPT, m, argv, 5 * m + 1);
   if (res === undefined) return $multi(undefined, true);
   const out = res as (number | string)[];
-  const admitted = out[0] === 1;
-  let tight: Budget | undefined;
-  let tightLeft = 0;
-  let tightDebt = 0;
-  let refused: Budget | undefined;
-  let wait = 0;
+  // The script refused or committed every charge at once; here only what to tell the client.
+  begin();
   for (let j = 0; j < m; j++) {
     const b = bs[j]!;
     const debt = tonumber(out[j + 1]) ?? 0;
-    if (debt > b.burst) {
-      if (b.shadow) {
-        count(b, "shadow_refused");
-        continue;
-      }
-      const w = (debt - b.burst) / b.rate;
-      if (refused === undefined || w > wait) {
-        refused = b;
-        wait = w;
-        tightDebt = debt - cs[j]!;
-      }
-      continue;
-    }
-    if (!admitted || b.shadow) continue;
-    count(b, "admitted");
-    const left = b.burst - debt;
-    noteLowest(b.gauge, left);
-    if (tight === undefined || left < tightLeft) {
-      tight = b;
-      tightLeft = left;
-      tightDebt = debt;
-    }
+    if (debt > b.burst) chargeRefused(b, (debt - b.burst) / b.rate, debt - cs[j]!, b.burst, b.rate);
+    else chargeAdmitted(b, debt, b.burst, b.rate);
   }
-  if (refused !== undefined) {
-    count(refused, "refused");
-    setHeaders(refused, tightDebt, refused.burst, refused.rate);
-    return $multi(throttled(refused, wait), undefined);
-  }
-  if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
-  return $multi(undefined, undefined);
+  return $multi(decision(), undefined);
 }

@@ -2,9 +2,10 @@
  * Pipeline step, cost tokens: after identity, authorization (the write body's compartment
  * included) and the route's verdict, so a refused token or a denied request is never charged;
  * before the two steps that call the upstream for the gateway's own checks (a patient-scoped
- * write's current version, a checked read), so a throttled client never reaches the upstream. Every budget of the
- * tenant that applies must admit the request's cost; when one refuses, the others get their
- * tokens back.
+ * write's current version, a checked read), so a throttled client never reaches the upstream.
+ * Every budget of the tenant that applies must admit the request's cost; when one refuses,
+ * the others get their tokens back. The decision itself is ratelimit/verdict's, the same for
+ * every store.
  *
  * Its verdicts: a 429 `throttled` with an honest Retry-After (a client that waits that long is
  * admitted, one that comes back earlier is not); a 403 `too-costly` for a request that costs
@@ -13,15 +14,15 @@
  * The RateLimit and RateLimit-Policy headers (draft-ietf-httpapi-ratelimit-headers) of the
  * tightest enforced budget go on every response of the request, from `$fe_ratelimit*`.
  */
-import { OUT_OF_ORDER, type Refusal, type RequestState, type Verdict } from "../core/request";
+import { OUT_OF_ORDER, type RequestState, type Verdict } from "../core/request";
 import { interactionClass } from "../fhir/cost";
-import { countSoon, noteLowest } from "../metrics/metrics";
+import { countSoon } from "../metrics/metrics";
 import { debtOf, giveBack, keep, spend, waitFor, type BucketDict } from "./bucket";
-import { byTenant, chargeBudget, chargeCost, chargeKey, charges, count, ORIGIN, type Budget } from "./budgets";
+import { byTenant, chargeBudget, chargeCost, chargeKey, charges, ORIGIN, type Budget } from "./budgets";
 import { clusterSpend } from "./cluster";
 import { clusterEnabled, clusterRetry, clusterShare, redisDown, redisReady, syncEvery } from "./redis";
 import { syncSpend } from "./sync";
-import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
+import { alsoWait, begin, chargeAdmitted, chargeDictFull, chargeRefused, chargeTooCostly, decided, decision } from "./verdict";
 
 const ngxNow = ngx.now;
 
@@ -29,11 +30,11 @@ function now(): number {
   return ngxNow() - ORIGIN;
 }
 
-/** Scratch lists reused by every request: the buckets spent from so far, what, and their debts. */
-const keptBudgets: Budget[] = [];
+/** Scratch lists reused by every request: the buckets spent from so far, and what. */
 const keptKeys: string[] = [];
 const keptCosts: number[] = [];
 const keptDebts: number[] = [];
+const keptRates: number[] = [];
 
 let lastFullWarn = 0;
 
@@ -52,100 +53,51 @@ function warnDictFull(b: Budget): void {
 function spendLocal(d: BucketDict, n: number, share: number, prefix: string): Verdict {
   const t = now();
   let kept = 0;
-  let refused: Budget | undefined;
-  let wait = 0;
-  let failed: Refusal | undefined;
-  let tight: Budget | undefined;
-  let tightLeft = 0;
-  let tightDebt = 0;
-  let refusedRate = 0;
-  let refusedBurst = 0;
+  begin();
   for (let i = 0; i < n; i++) {
     const b = chargeBudget[i]!;
     const cost = chargeCost[i]!;
     const rate = b.rate * share;
     const burst = b.burst * share;
     if (cost > b.burst) {
-      // No wait would ever admit it: a 403, whatever else refuses.
-      count(b, b.shadow ? "shadow_too_costly" : "too_costly");
-      if (!b.shadow && failed === undefined) failed = tooCostly(b, cost, b.burst);
+      chargeTooCostly(b, cost);
       continue;
     }
     if (cost > burst) {
       // Only this node's share (the cluster store is failing) is too small: once Redis answers
       // again the budget can pay, so it is a 429 for the retry interval, not a 403.
-      if (b.shadow) {
-        count(b, "shadow_refused");
-        continue;
-      }
-      if (refused === undefined && failed === undefined) {
-        refused = b;
-        refusedRate = rate;
-        refusedBurst = burst;
-        tightDebt = burst;
-      }
-      if (clusterRetry > wait) wait = clusterRetry;
+      chargeRefused(b, clusterRetry, burst, burst, rate);
       continue;
     }
     const k = prefix + chargeKey[i]!;
-    if (refused !== undefined || failed !== undefined) {
-      // Already refused: only how long this one would make the client wait.
-      if (!b.shadow) {
-        const w = waitFor(debtOf(d, k, t, rate) + cost, burst, rate);
-        if (w > wait) wait = w;
-      }
+    if (decided()) {
+      if (!b.shadow) alsoWait(waitFor(debtOf(d, k, t, rate) + cost, burst, rate));
       continue;
     }
     const [debt] = spend(d, k, cost, t, rate);
     if (debt === undefined) {
-      count(b, "dict_full");
-      if (!b.shadow) failed = DICT_FULL;
+      chargeDictFull(b);
       warnDictFull(b);
       continue;
     }
     if (debt > burst) {
       giveBack(d, k, cost);
-      if (b.shadow) {
-        count(b, "shadow_refused");
-        continue;
-      }
-      refused = b;
-      refusedRate = rate;
-      refusedBurst = burst;
-      wait = waitFor(debt, burst, rate);
-      tightDebt = debt - cost;
+      chargeRefused(b, waitFor(debt, burst, rate), debt - cost, burst, rate);
       continue;
     }
     keptKeys[kept] = k;
     keptCosts[kept] = cost;
     keptDebts[kept] = debt;
-    keptBudgets[kept] = b;
+    keptRates[kept] = rate;
     kept = kept + 1;
-    if (!b.shadow) {
-      const left = burst - debt;
-      if (tight === undefined || left < tightLeft) {
-        tight = b;
-        tightLeft = left;
-        tightDebt = debt;
-      }
-    }
+    chargeAdmitted(b, debt, burst, rate);
   }
-  if (refused !== undefined || failed !== undefined) {
+  if (decided()) {
     for (let i = 0; i < kept; i++) giveBack(d, keptKeys[i]!, keptCosts[i]!);
-    if (failed !== undefined) return failed;
-    count(refused!, "refused");
-    setHeaders(refused!, tightDebt, refusedBurst, refusedRate);
-    return throttled(refused!, wait);
+  } else {
+    for (let i = 0; i < kept; i++) keep(d, keptKeys[i]!, keptDebts[i]!, keptRates[i]!);
   }
-  for (let i = 0; i < kept; i++) {
-    const b = keptBudgets[i]!;
-    const debt = keptDebts[i]!;
-    keep(d, keptKeys[i]!, debt, b.rate * share);
-    count(b, "admitted");
-    noteLowest(b.gauge, b.burst * share - debt);
-  }
-  if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst * share, tight.rate * share);
-  return undefined;
+  return decision();
 }
 
 const LOCAL = "";
@@ -162,7 +114,8 @@ export function spendTokens(st: RequestState): Verdict {
   if (cost <= 0) return undefined;
   const d = ngx.shared.fe_ratelimit;
   if (d === undefined) return OUT_OF_ORDER;
-  const n = charges(budgets, st.id, interactionClass(c) ?? "none", cost, c.class_costs);
+  const klass = interactionClass(c) ?? "none";
+  const n = charges(budgets, st.id, klass, cost, c.class_costs);
   if (n === 0) return undefined;
   if (clusterEnabled) {
     if (syncEvery !== undefined) {
@@ -171,7 +124,7 @@ export function spendTokens(st: RequestState): Verdict {
       const [v, failed] = clusterSpend(n);
       if (failed === undefined) return v;
       // The call yielded, and other requests have refilled the charge lists since.
-      charges(budgets, st.id, interactionClass(c) ?? "none", cost, c.class_costs);
+      charges(budgets, st.id, klass, cost, c.class_costs);
     }
     // The cluster store is failing: this node limits alone, at its share, in its own buckets.
     countSoon(FALLBACK_COUNT);

@@ -17,10 +17,9 @@
  * dict_full); a bucket that is full again and has nothing to push is forgotten at the sync.
  */
 import type { Verdict } from "../core/request";
-import { noteLowest } from "../metrics/metrics";
-import { chargeBudget, chargeCost, chargeKey, count, ORIGIN, type Budget } from "./budgets";
+import { chargeBudget, chargeCost, chargeKey, ORIGIN } from "./budgets";
 import { evalScript, redisReady } from "./redis";
-import { DICT_FULL, setHeaders, throttled, tooCostly } from "./verdict";
+import { begin, chargeAdmitted, chargeDictFull, chargeRefused, chargeTooCostly, decided, decision } from "./verdict";
 
 interface View {
   /** The bucket's global debt at the last sync, and the worker's (origin-based) time then. */
@@ -69,23 +68,19 @@ const usedCosts: number[] = [];
 export function syncSpend(n: number): Verdict {
   const t = ngx.now() - ORIGIN;
   let m = 0;
-  let tight: Budget | undefined;
-  let tightLeft = 0;
-  let tightDebt = 0;
+  begin();
   for (let i = 0; i < n; i++) {
     const b = chargeBudget[i]!;
     const cost = chargeCost[i]!;
     const key = chargeKey[i]!;
     if (cost > b.burst) {
-      count(b, b.shadow ? "shadow_too_costly" : "too_costly");
-      if (!b.shadow) return tooCostly(b, cost, b.burst);
+      chargeTooCostly(b, cost);
       continue;
     }
     let v = views.get(key);
     if (v === undefined) {
       if (viewCount >= MAX_VIEWS) {
-        count(b, "dict_full");
-        if (!b.shadow) return DICT_FULL;
+        chargeDictFull(b);
         continue;
       }
       v = { debt: 0, at: t, spent: 0, pushing: 0, rate: b.rate, burst: b.burst };
@@ -94,31 +89,16 @@ export function syncSpend(n: number): Verdict {
     }
     const debt = debtNow(v, t) + cost;
     if (debt > b.burst) {
-      if (b.shadow) {
-        count(b, "shadow_refused");
-        continue;
-      }
-      count(b, "refused");
-      setHeaders(b, debt - cost, b.burst, b.rate);
-      return throttled(b, (debt - b.burst) / b.rate);
+      chargeRefused(b, (debt - b.burst) / b.rate, debt - cost, b.burst, b.rate);
+      continue;
     }
     used[m] = v;
     usedCosts[m] = cost;
     m = m + 1;
-    if (!b.shadow) {
-      count(b, "admitted");
-      const left = b.burst - debt;
-      noteLowest(b.gauge, left);
-      if (tight === undefined || left < tightLeft) {
-        tight = b;
-        tightLeft = left;
-        tightDebt = debt;
-      }
-    }
+    chargeAdmitted(b, debt, b.burst, b.rate);
   }
-  for (let i = 0; i < m; i++) used[i]!.spent = used[i]!.spent + usedCosts[i]!;
-  if (tight !== undefined) setHeaders(tight, tightDebt, tight.burst, tight.rate);
-  return undefined;
+  if (!decided()) for (let i = 0; i < m; i++) used[i]!.spent = used[i]!.spent + usedCosts[i]!;
+  return decision();
 }
 
 const MAX_PER_CALL = 500;

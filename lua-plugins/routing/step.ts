@@ -53,8 +53,9 @@ export function setUpstream(st: RequestState): Verdict {
   const inject = st.inject;
   if (inject !== undefined) {
     // The injected patient joins the canonical query in its place (a FHIR id reads one way).
-    const [canon] = canonicalQuery(args === undefined || args === "" ? inject : args + "&" + inject, MAX_PARAMS + 1);
-    target = target + "?" + (canon ?? (args === undefined || args === "" ? inject : args + "&" + inject));
+    const joined = args === undefined || args === "" ? inject : args + "&" + inject;
+    const [canon] = canonicalQuery(joined, MAX_PARAMS + 1);
+    target = target + "?" + (canon ?? joined);
   } else if (args !== undefined) target = target + "?" + args;
   ngxVar.fe_upstream_uri = target;
   return undefined;
