@@ -13,7 +13,7 @@ import path from "node:path";
 import { buildBundle } from "../../compiler/bundle.ts";
 import { activate, down, reload, up, waitForVersion } from "../../compiler/control.ts";
 import { formatDiagnostic } from "../../compiler/diagnostics.ts";
-import type { PolicyInput } from "../../policy-dsl/index.ts";
+import type { BudgetProps, PolicyInput, TenantProps } from "../../policy-dsl/index.ts";
 import { freePort } from "./ports.ts";
 
 export interface OwnGateway {
@@ -32,6 +32,11 @@ export interface OwnGateway {
 }
 
 const SERIOUS = /\[(error|crit|alert|emerg)\]/;
+
+/** A tenant without tokens at `/<id>`, proxied to `<upstream>/<id>`, with these budgets. */
+export function anonymousTenant(id: string, upstream: string, budgets: readonly BudgetProps[]): TenantProps {
+  return { id, pathPrefix: `/${id}`, upstream: { url: `${upstream}/${id}` }, anonymous: true, budgets };
+}
 
 export async function startGateway(policy: PolicyInput, opts: { workers?: number; port?: number } = {}): Promise<OwnGateway> {
   const stateDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-own-"));

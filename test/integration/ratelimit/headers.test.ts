@@ -14,9 +14,9 @@
  * allowed the whole seconds the test has taken since the bucket was first spent from.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { perMinute, perSecond, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { perMinute, perSecond, tokens, type BudgetProps, type PolicyInput, type TenantProps } from "../../../policy-dsl/index.ts";
 import { expectOutcome } from "../../harness/fhir.ts";
-import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { anonymousTenant, startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const received: string[] = [];
@@ -24,13 +24,7 @@ let upstream: Recorder | undefined;
 let gw: OwnGateway;
 
 function policy(url: string): PolicyInput {
-  const tenant = (id: string, budgets: NonNullable<PolicyInput["tenants"][number]["budgets"]>): PolicyInput["tenants"][number] => ({
-    id,
-    pathPrefix: `/${id}`,
-    upstream: { url: `${url}/${id}` },
-    anonymous: true,
-    budgets,
-  });
+  const tenant = (id: string, budgets: readonly BudgetProps[]): TenantProps => anonymousTenant(id, url, budgets);
   return {
     name: "ratelimit-headers",
     tenants: [

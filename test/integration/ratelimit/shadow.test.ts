@@ -10,9 +10,9 @@
  *   the workers every 0.5 s (so the test polls).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { perMinute, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { perMinute, tokens, type BudgetProps, type PolicyInput, type TenantProps } from "../../../policy-dsl/index.ts";
 import { expectOutcome } from "../../harness/fhir.ts";
-import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
+import { anonymousTenant, startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
 const received: string[] = [];
@@ -22,13 +22,7 @@ let gw: OwnGateway;
 function policy(url: string): PolicyInput {
   // A token every 10 s: nothing refills while a test runs.
   const soft = { id: "soft", mode: "shadow", rate: perMinute(6), burst: tokens(10) } as const;
-  const tenant = (id: string, budgets: NonNullable<PolicyInput["tenants"][number]["budgets"]>): PolicyInput["tenants"][number] => ({
-    id,
-    pathPrefix: `/${id}`,
-    upstream: { url: `${url}/${id}` },
-    anonymous: true,
-    budgets,
-  });
+  const tenant = (id: string, budgets: readonly BudgetProps[]): TenantProps => anonymousTenant(id, url, budgets);
   return {
     name: "ratelimit-shadow",
     tenants: [
