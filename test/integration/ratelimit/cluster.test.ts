@@ -13,7 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { milliseconds, perSecond, seconds, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { milliseconds, perMinute, perSecond, seconds, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { freePort } from "../../harness/ports.ts";
@@ -89,6 +89,16 @@ function policy(name: string, upstreamUrl: string, mode: Mode): PolicyInput {
         budgets: [
           { id: "searches", classes: ["search"], rate: perSecond(SEARCH_RATE), burst: tokens(SEARCH_BURST) },
           { id: "reads", classes: ["read"], rate: perSecond(RATE), burst: tokens(BURST) },
+        ],
+      },      // A _count=1000 search costs 12: within "all", more than "capped" can ever hold.
+      {
+        id: "order",
+        pathPrefix: "/order",
+        anonymous: true,
+        upstream: { url: `${upstreamUrl}/order` },
+        budgets: [
+          { id: "all", rate: perMinute(6), burst: tokens(20) },
+          { id: "capped", classes: ["search"], rate: perMinute(6), burst: tokens(10) },
         ],
       },
     ],
@@ -216,6 +226,18 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
     expect(reads).toBeGreaterThanOrEqual(allowedReads * (1 - TOLERANCE) - 2 * CONNECTIONS);
     expect(a.newSeriousLines()).toEqual([]);
     expect(b.newSeriousLines()).toEqual([]);
+  });
+
+  it("answers 403 too-costly for what one budget can never pay, even after another has refused", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 21; i++) statuses.push((await fetch(`${a.url}/order/fhir/Patient/1`)).status);
+    expect(statuses.slice(0, 20).every((s) => s === 200)).toBe(true);
+    expect(statuses[20]).toBe(429);
+    const big = await fetch(`${a.url}/order/fhir/Observation?_count=1000`);
+    expect(big.status).toBe(403);
+    expect(big.headers.get("retry-after")).toBeNull();
+    expect(((await big.json()) as { issue: { code: string }[] }).issue[0]?.code).toBe("too-costly");
+    expect(a.newSeriousLines()).toEqual([]);
   });
 
   it("with Redis stopped each node limits alone at its share, nothing 500s, and the fallback is counted and logged once per interval", async () => {
