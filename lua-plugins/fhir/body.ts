@@ -214,12 +214,17 @@ export function checkBody(st: RequestState): Verdict {
   const shape = shapeRefusal(c, doc as Record<string, unknown>, rule, m);
   if (shape !== undefined) return shape;
   st.doc = doc as Record<string, unknown>;
-  if (rule === "bundle" && (st.route === undefined || st.route.cost === undefined)) {
+  if (rule === "bundle" && priced(st)) {
     const byClass = new LuaTable<string, number>();
     c.cost = bundleCost(st.doc, gw.resourceTypes, st.tenant!, gw.routeCost, byClass);
     c.class_costs = byClass;
   }
   return undefined;
+}
+
+/** The cost model prices this request here: a budget of the tenant reads it, and no route sets it. */
+function priced(st: RequestState): boolean {
+  return st.tenant!.budgets.length > 0 && (st.route === undefined || st.route.cost === undefined);
 }
 
 /**
@@ -233,7 +238,7 @@ function checkForm(st: RequestState, c: Classification): Verdict {
   const [canon, qerr] = canonicalQuery(form, MAX_PARAMS);
   if (canon === undefined) return QUERY_REFUSAL[qerr!];
   if (canon !== form) req.set_body_data(canon);
-  if (canon === "" || (st.route !== undefined && st.route.cost !== undefined)) return undefined;
+  if (canon === "" || !priced(st)) return undefined;
   const args = st.args;
   c.cost = searchCost(args === undefined || args === "" ? canon : args + "&" + canon, st.tenant!.costs);
   return undefined;

@@ -36,8 +36,11 @@ export function classifyRequest(st: RequestState): Verdict {
   ngxVar.fe_labels = labels(st);
   const route = gw.matchRoute(tenant, c);
   st.route = route;
-  // Computed once, here; a batch's entries and a POST _search's form are added by fhir/body.
-  const own = route === undefined ? undefined : route.cost;
-  c.cost = own !== undefined ? own : requestCost(c, st.args, tenant.costs);
+  // Computed once, here, and only where a budget will read it; a batch's entries and a POST
+  // _search's form are added by fhir/body.
+  if (tenant.budgets.length > 0) {
+    const own = route === undefined ? undefined : route.cost;
+    c.cost = own !== undefined ? own : requestCost(c, st.args, tenant.costs);
+  }
   return undefined;
 }
