@@ -78,7 +78,7 @@ function fail(diagnostics: readonly Diagnostic[]): BundleResult {
 }
 
 export function ensureStateDirs(stateDir: string): void {
-  for (const d of ["bundles", "logs", "run", "tmp"]) mkdirSync(path.join(stateDir, d), { recursive: true });
+  for (const d of ["bundles", "logs", "run", "tmp", "cache"]) mkdirSync(path.join(stateDir, d), { recursive: true });
   // Started as root, nginx runs its workers as nobody, and they read the bundle's Lua files.
   // mkdtemp makes 0700 directories, which would hide the bundle from them.
   if (process.getuid?.() === 0) {

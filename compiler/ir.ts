@@ -2,7 +2,7 @@
  * The IR: the only thing the Lua runtime knows about a policy (docs/internals.md). Plain JSON,
  * snake_case so Lua reads it as is, every default applied, nothing optional but explicit nulls.
  */
-import { BUILTIN_STRIP_HEADERS, DEFAULTS, type BudgetKey, type BudgetProps, type CostProps, type InteractionClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
+import { BUILTIN_STRIP_HEADERS, DEFAULTS, SHARED_TYPES, type BudgetKey, type BudgetProps, type CostProps, type InteractionClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
 
 export interface PolicyIR {
   ir_version: 1;
@@ -15,6 +15,8 @@ export interface PolicyIR {
   limits: { max_body_bytes: number; max_query_params: number };
   ratelimit: RateLimitIR;
   metrics: { max_series: number };
+  /** The response cache's storage; null when no tenant caches anything. */
+  cache: CacheIR | null;
   token_cache: { short_s: number; long_s: number; negative_s: number };
   issuers: IssuerIR[];
   /** One internal nginx location per (issuer, origin) the gateway calls; see nginx/gateway-conf. */
@@ -85,6 +87,32 @@ export interface TenantIR {
   /** The policy's cost model with the tenant's overrides applied. */
   costs: CostsIR;
   budgets: BudgetIR[];
+  cache: TenantCacheIR | null;
+}
+
+export interface CacheIR {
+  keys_zone_bytes: number;
+  max_size_bytes: number;
+  max_entry_bytes: number;
+  inactive_s: number;
+  lock_timeout_ms: number;
+  /** One internal location per distinct (TTL, 404 TTL, stale) that a tenant's type uses. */
+  locations: CacheLocationIR[];
+}
+
+export interface CacheLocationIR {
+  /** `/__fe_cache/<n>`; the checked-read twin is `/__fe_cache/<n>/checked`. */
+  loc: string;
+  ttl_s: number;
+  not_found_s: number | null;
+  stale: boolean;
+}
+
+export interface TenantCacheIR {
+  /** Cached type (or `metadata`) -> its cache location, and whether it is cached tenant-wide. */
+  types: Record<string, { loc: string; shared: boolean }>;
+  /** Spent only by requests the cache sends to the upstream. */
+  miss_budget: BudgetIR | null;
 }
 
 export interface CostsIR {
@@ -251,7 +279,52 @@ function lowerRateLimit(p: PolicyInput): RateLimitIR {
   return { store: l?.store ?? DEFAULTS.ratelimit.store, dict_bytes: (l?.dictSize ?? DEFAULTS.ratelimit.dictSize).bytes, redis };
 }
 
-function lowerTenant(t: TenantProps, policyCosts: CostProps | undefined): TenantIR {
+/** Whole seconds, at least 1: nginx keeps a cache entry's validity in seconds. */
+function wholeSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+/** The cache locations the tenants need, shared by tenants whose types have the same freshness. */
+class CacheLocations {
+  readonly list: CacheLocationIR[] = [];
+  at(ttl_s: number, not_found_s: number | null, stale: boolean): string {
+    let l = this.list.find((x) => x.ttl_s === ttl_s && x.not_found_s === not_found_s && x.stale === stale);
+    if (l === undefined) {
+      l = { loc: `/__fe_cache/${this.list.length}`, ttl_s, not_found_s, stale };
+      this.list.push(l);
+    }
+    return l.loc;
+  }
+}
+
+function lowerTenantCache(t: TenantProps, locs: CacheLocations): TenantCacheIR | null {
+  const c = t.cache;
+  if (c === undefined) return null;
+  const ttl = Object.entries(c.ttl);
+  const shared = new Set<string>(c.shared ?? SHARED_TYPES.filter((s) => c.ttl[s] !== undefined));
+  const notFound = c.notFoundTtl === undefined ? null : wholeSeconds(c.notFoundTtl.ms);
+  const stale = c.stale ?? false;
+  return {
+    types: Object.fromEntries(ttl.map(([type, d]) => [type, { loc: locs.at(wholeSeconds(d.ms), notFound, stale), shared: shared.has(type) }])),
+    miss_budget: c.missBudget === undefined ? null : lowerBudget(c.missBudget),
+  };
+}
+
+function lowerCache(p: PolicyInput, locs: CacheLocations): CacheIR | null {
+  if (locs.list.length === 0) return null;
+  const c = p.cache;
+  const d = DEFAULTS.cache;
+  return {
+    keys_zone_bytes: (c?.keysZone ?? d.keysZone).bytes,
+    max_size_bytes: (c?.maxSize ?? d.maxSize).bytes,
+    max_entry_bytes: (c?.maxEntry ?? d.maxEntry).bytes,
+    inactive_s: wholeSeconds((c?.inactive ?? d.inactive).ms),
+    lock_timeout_ms: (c?.lockTimeout ?? d.lockTimeout).ms,
+    locations: locs.list,
+  };
+}
+
+function lowerTenant(t: TenantProps, policyCosts: CostProps | undefined, locs: CacheLocations): TenantIR {
   return {
     id: t.id,
     hosts: (t.hosts ?? []).map((h) => h.toLowerCase()),
@@ -270,6 +343,7 @@ function lowerTenant(t: TenantProps, policyCosts: CostProps | undefined): Tenant
     routes: (t.routes ?? []).map(lowerRoute),
     costs: lowerCosts(policyCosts, t.costs),
     budgets: (t.budgets ?? []).map(lowerBudget),
+    cache: lowerTenantCache(t, locs),
   };
 }
 
@@ -339,6 +413,8 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
   const tc = p.tokenCache;
   const secs = (ms: number): number => ms / 1000;
   for (const h of p.stripHeaders ?? []) strip.add(h.toLowerCase());
+  const locs = new CacheLocations();
+  const tenants = p.tenants.map((t) => lowerTenant(t, p.costs, locs));
   return {
     ir_version: 1,
     version: "",
@@ -353,6 +429,7 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     limits: { max_body_bytes: (p.limits?.maxBody ?? DEFAULTS.maxBody).bytes, max_query_params: p.limits?.maxQueryParams ?? DEFAULTS.maxQueryParams },
     ratelimit: lowerRateLimit(p),
     metrics: { max_series: p.metrics?.maxSeries ?? DEFAULTS.maxSeries },
+    cache: lowerCache(p, locs),
     token_cache: {
       short_s: secs((tc?.shortTtl ?? DEFAULTS.tokenCache.shortTtl).ms),
       long_s: secs((tc?.longTtl ?? DEFAULTS.tokenCache.longTtl).ms),
@@ -360,6 +437,6 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     },
     issuers: idp.issuers,
     idp_locations: idp.locations,
-    tenants: p.tenants.map((t) => lowerTenant(t, p.costs)),
+    tenants,
   };
 }

@@ -96,10 +96,27 @@ function yamlBudget(b: unknown): unknown {
   return out;
 }
 
+function yamlDuration(v: unknown): unknown {
+  return typeof v === "number" || typeof v === "string" ? (parseDuration(v) ?? v) : v;
+}
+
+/** A YAML cache's TTLs ("30s", 30000) and miss budget, in the TypeScript form. */
+function yamlCache(c: unknown): unknown {
+  if (typeof c !== "object" || c === null) return c;
+  const r = c as Record<string, unknown>;
+  const out: Record<string, unknown> = { ...r };
+  const ttl = r["ttl"];
+  if (typeof ttl === "object" && ttl !== null) out["ttl"] = Object.fromEntries(Object.entries(ttl).map(([k, v]) => [k, yamlDuration(v)]));
+  if (r["notFoundTtl"] !== undefined) out["notFoundTtl"] = yamlDuration(r["notFoundTtl"]);
+  if (r["missBudget"] !== undefined) out["missBudget"] = yamlBudget(r["missBudget"]);
+  return out;
+}
+
 /** YAML durations ("2s", 2000) and rates ("600/min") become the values the TypeScript form uses. */
 function yamlToTenant(doc: YamlTenant): YamlTenant {
   const up = doc.upstream;
-  const withBudgets = Array.isArray(doc["budgets"]) ? { ...doc, budgets: (doc["budgets"] as unknown[]).map(yamlBudget) } : doc;
+  const withCache = doc["cache"] === undefined ? doc : { ...doc, cache: yamlCache(doc["cache"]) };
+  const withBudgets = Array.isArray(doc["budgets"]) ? { ...withCache, budgets: (doc["budgets"] as unknown[]).map(yamlBudget) } : withCache;
   if (up === undefined) return withBudgets;
   const out: Record<string, unknown> = { ...up };
   for (const k of ["connectTimeout", "readTimeout"]) {

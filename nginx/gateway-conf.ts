@@ -5,6 +5,7 @@
 import type { PolicyIR } from "../compiler/ir.ts";
 import { FE_VARS, type FeVar } from "../lua-plugins/core/vars.ts";
 import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "./model.ts";
+import { cacheHttp, cacheLocations, cacheMaps } from "./cache-conf.ts";
 
 const FE_VAR_NAMES = Object.keys(FE_VARS) as FeVar[];
 
@@ -251,6 +252,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // The rate limiter's fields of the tightest budget, on 200s and 429s alike.
     d("add_header", "RateLimit-Policy", v("fe_ratelimit_policy"), "always"),
     d("add_header", "RateLimit", v("fe_ratelimit"), "always"),
+    ...(ir.cache === null ? [] : [d("add_header", "X-Cache", v("fe_x_cache"), "always")]),
     ...(off.has("log") ? [] : [lua("log_by_lua_block", options.emptyLua === true ? 'require("phases.floor").log()' : 'require("phases.log").run()')]),
     blank,
     ...(options.emptyLua === true ? floorLocations(ir, proxy) : [block("location", ["/"], [lua("access_by_lua_block", 'require("phases.access").run()'), ...proxy])]),
@@ -259,6 +261,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // The same proxying, for reads whose response the access phase must check before the
     // client gets a byte (ngx.location.capture with the parent's variables shared).
     block("location", ["=", "/__fe_fetch"], [d("internal"), ...proxy]),
+    ...(options.emptyLua === true ? [] : cacheLocations(ir, proxy)),
     // Never served: the `set`s here only declare the variables Lua writes (core/vars), so no
     // request pays for resetting them. Unwritten, they read as empty, and an empty
     // proxy_set_header sends nothing.
@@ -312,6 +315,7 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       // A cosocket failure (Redis down) would log an [error] per attempt; ratelimit/cluster
       // logs its own warning once per interval instead, and counts every failure.
       d("lua_socket_log_errors", "off"),
+      ...cacheHttp(ir, stateDir),
       lua("init_by_lua_block", 'require("phases.init").init()'),
       lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "") + (hooks?.init !== undefined ? `\n${hooks.init}` : "")),
       ...(hooks?.exit !== undefined ? [lua("exit_worker_by_lua_block", hooks.exit)] : []),
@@ -346,6 +350,7 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       ...traceMaps(ir.request_id.header),
       bodyMap(),
       ...upstreamMaps(ir),
+      ...cacheMaps(ir),
       blank,
       ...upstreams(ir),
       blank,

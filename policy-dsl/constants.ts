@@ -63,3 +63,23 @@ export const BUILTIN_STRIP_HEADERS = [
   "x-remote-user",
   "x-auth-request-user",
 ] as const;
+
+/**
+ * Types with no patient data: conformance and terminology resources, and `metadata` (the
+ * CapabilityStatement). A tenant's cache shares the ones it caches tenant-wide by default.
+ */
+export const SHARED_TYPES = [
+  "metadata",
+  "CapabilityStatement",
+  "CodeSystem",
+  "CompartmentDefinition",
+  "ConceptMap",
+  "ImplementationGuide",
+  "NamingSystem",
+  "OperationDefinition",
+  "SearchParameter",
+  "StructureDefinition",
+  "StructureMap",
+  "TerminologyCapabilities",
+  "ValueSet",
+] as const;

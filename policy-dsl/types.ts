@@ -152,6 +152,66 @@ export interface TenantProps {
    * a request must admit it; when one refuses, none is charged. @default [] (no limits)
    */
   readonly budgets?: readonly BudgetProps[];
+  /** The tenant's response cache (lua-plugins/cache). @default none: nothing of the tenant is cached */
+  readonly cache?: TenantCacheProps;
+}
+
+/**
+ * What a tenant caches, and for whom. A response is cached only under a key that names the
+ * policy version, the tenant, the partition (the patient under patient/ scopes, otherwise the
+ * user; the whole tenant for a `shared` type), the generation of its type (bumped by every
+ * write through the gateway), the upstream URI with the canonical query, and the
+ * representation (JSON or XML). Only GET reads and type searches are cached.
+ */
+export interface TenantCacheProps {
+  /**
+   * How long a response of each type stays fresh: `{ ValueSet: seconds(3600), Observation:
+   * seconds(30) }`, in whole seconds. `metadata` names the CapabilityStatement. A type not
+   * listed is never cached, so clinical types are cached only where the policy says so.
+   */
+  readonly ttl: Readonly<Record<string, Duration>>;
+  /**
+   * Types that hold no PHI, cached once for the whole tenant instead of per patient or user. A
+   * type in the Patient compartment cannot be shared (FE2702).
+   * @default the conformance and terminology types among `ttl`'s ({@link SHARED_TYPES})
+   */
+  readonly shared?: readonly string[];
+  /** How long a 404 is cached. @default none: a 404 is not cached */
+  readonly notFoundTtl?: Duration;
+  /**
+   * Serve a stale response while one request refreshes it in the background, and while the
+   * upstream fails or times out (proxy_cache_use_stale, proxy_cache_background_update).
+   * @default false
+   */
+  readonly stale?: boolean;
+  /**
+   * A budget that only requests going to the upstream through the cache (a miss, an expired
+   * entry) spend from, so a client that thrashes the cache cannot exhaust the upstream while
+   * hits cost it nothing. Spent after the response, so one request may overdraw it; while it
+   * cannot pay, the client's cacheable requests are 429s. Counted in this node only, whatever
+   * `limits.store` is. @default none
+   */
+  readonly missBudget?: Omit<BudgetProps, "classes">;
+}
+
+/** Where the response cache keeps its entries: one nginx proxy_cache for every tenant. */
+export interface CacheProps {
+  /** Shared memory for the cache's keys (nginx holds about 4,000 per MB). @default megabytes(10) */
+  readonly keysZone?: Size;
+  /** Most disk the entries take; past it nginx removes the least recently used. @default megabytes(256) */
+  readonly maxSize?: Size;
+  /**
+   * Largest response stored. Larger ones, and responses without a Content-Length, are served
+   * but not stored. @default megabytes(1)
+   */
+  readonly maxEntry?: Size;
+  /** An entry not used for this long is removed, fresh or not. @default seconds(600) */
+  readonly inactive?: Duration;
+  /**
+   * While one request fetches a key, others for the same key wait up to this long for it
+   * (proxy_cache_lock), then go to the upstream themselves. @default seconds(5)
+   */
+  readonly lockTimeout?: Duration;
 }
 
 /**
@@ -398,6 +458,8 @@ export interface PolicyInput {
   readonly costs?: CostProps;
   /** @default { maxSeries: 2000 } */
   readonly metrics?: MetricsProps;
+  /** Storage of the tenants' response caches; used when a tenant has a `cache`. @default see {@link CacheProps} */
+  readonly cache?: CacheProps;
   /** @default { header: "X-Request-ID" } */
   readonly requestId?: RequestIdProps;
 }

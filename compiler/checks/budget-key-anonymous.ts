@@ -23,6 +23,10 @@ export const budgetKeyAnonymous: Check = {
           out.push(diag("FE2604", `tenants[${i}].budgets[${j}].per[${n}]`, `${JSON.stringify(k)} comes from a token, and the anonymous tenant has none: the budget would never apply`, 'key it by "tenant" or "class", or give the tenant issuers'));
         });
       });
+      (t.cache?.missBudget?.per ?? []).forEach((k, n) => {
+        if (!FROM_TOKEN.has(k)) return;
+        out.push(diag("FE2604", `tenants[${i}].cache.missBudget.per[${n}]`, `${JSON.stringify(k)} comes from a token, and the anonymous tenant has none: the budget would never apply`, 'key it by "tenant" or "class", or give the tenant issuers'));
+      });
     });
     return out;
   },

@@ -21,6 +21,10 @@ export const budgetRateCheck: Check = {
         if (r <= MAX_RATE_PER_SECOND) return;
         out.push(diag("FE2605", `tenants[${i}].budgets[${j}].rate`, `${r} cost tokens a second is more than the ${MAX_RATE_PER_SECOND} a bucket counts exactly`, `perSecond(${MAX_RATE_PER_SECOND}) or less, or no budget`));
       });
+      const miss = t.cache?.missBudget;
+      if (miss !== undefined && budgetRate(miss) > MAX_RATE_PER_SECOND) {
+        out.push(diag("FE2605", `tenants[${i}].cache.missBudget.rate`, `${budgetRate(miss)} cost tokens a second is more than the ${MAX_RATE_PER_SECOND} a bucket counts exactly`, `perSecond(${MAX_RATE_PER_SECOND}) or less, or no budget`));
+      }
     });
     return out;
   },

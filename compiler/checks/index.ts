@@ -21,6 +21,10 @@ import { ratelimitStore } from "./ratelimit-store.ts";
 import { budgetKeyAnonymous } from "./budget-key-anonymous.ts";
 
 import { budgetRateCheck } from "./budget-rate.ts";
+import { cacheTypeUnknown } from "./cache-type-unknown.ts";
+import { cacheSharedPhi } from "./cache-shared-phi.ts";
+import { cacheSharedTtl } from "./cache-shared-ttl.ts";
+import { cacheMissBudgetBurst } from "./cache-miss-budget-burst.ts";
 
 export type { Check } from "./types.ts";
 
@@ -47,4 +51,8 @@ export const CHECKS: readonly Check[] = [
   ratelimitStore,
   budgetKeyAnonymous,
   budgetRateCheck,
+  cacheTypeUnknown,
+  cacheSharedPhi,
+  cacheSharedTtl,
+  cacheMissBudgetBurst,
 ];

@@ -70,6 +70,8 @@ export const index: TenantIndex = buildIndex(policy);
 export const stripHeaders: readonly string[] = policy.strip_headers;
 export const tenantHeaderVar: `http_${string}` | undefined = tenantHeader();
 export const maxSeries: number = policy.metrics.max_series;
+/** Some tenant caches responses: the log phase then looks at what the cache did. */
+export const caching: boolean = policy.cache !== undefined;
 /** The token's tenant claim must agree with the resolved tenant when `claim` is in the order. */
 export const checkTenantClaim: boolean = (() => {
   for (const m of policy.resolution.order) if (m === "claim") return true;

@@ -55,6 +55,13 @@ export interface RequestState {
   check: ResponseCheck | undefined;
   /** The write body, decoded once by the strict JSON front (fhir/body); undefined without one. */
   doc: Record<string, unknown> | undefined;
+  /** Path and query sent upstream (routing/setUpstream); "" before that step. */
+  upstream: string;
+  /**
+   * Where the request goes on (cache/step): a cache location (`/__fe_cache/<n>`, with
+   * `/checked` for a checked read) or the write location; undefined for the plain proxying.
+   */
+  via: string | undefined;
 }
 
 export function newRequest(method: string, target: string): RequestState {
@@ -74,6 +81,8 @@ export function newRequest(method: string, target: string): RequestState {
     write: undefined,
     check: undefined,
     doc: undefined,
+    upstream: "",
+    via: undefined,
   };
 }
 

@@ -40,6 +40,26 @@ export const FE_VARS = {
   /** RateLimit and RateLimit-Policy of the tightest budget that applied (ratelimit/); empty adds nothing. */
   fe_ratelimit: "set",
   fe_ratelimit_policy: "set",
+  /**
+   * The response cache (lua-plugins/cache). `fe_cache`: "" on a tenant or type without a cache,
+   * "B" when a cached route's request bypasses it, "C" when it goes through a cache location,
+   * "=<status>" for a checked read (the status its fetch reported). X-Cache is made from it.
+   */
+  fe_cache: "set",
+  /** SHA-256 (hex) of the key material: proxy_cache_key. */
+  fe_cache_key: "set",
+  /** The Accept the cache asks the upstream with: the representation in the key. */
+  fe_cache_accept: "set",
+  /** Space-separated gen keys a successful write bumps (cache/gen), for the write location's header filter. */
+  fe_cache_bump: "set",
+  /** `<rate>\t<cost>\t<bucket key>` of the miss budget, spent in the log phase when the cache went upstream. */
+  fe_cache_miss: "set",
+  /** X-Cache: HIT, MISS, EXPIRED, STALE or BYPASS on a cached route; empty adds nothing. */
+  fe_x_cache: "map",
+  /** Non-empty when the upstream's response may not be stored: Cache-Control, Content-Type, size. */
+  fe_cache_private: "map",
+  fe_cache_type_off: "map",
+  fe_cache_size_off: "map",
   /** Given values per subrequest (capture's `vars`) in the issuer locations. */
   fe_idp_auth: "set",
   fe_idp_ctype: "set",

@@ -38,7 +38,7 @@ export function classifyRequest(st: RequestState): Verdict {
   st.route = route;
   // Computed once, here, and only where a budget will read it; a batch's entries and a POST
   // _search's form are added by fhir/body.
-  if (tenant.budgets.length > 0) {
+  if (tenant.budgets.length > 0 || (tenant.cache !== undefined && tenant.cache.miss_budget !== undefined)) {
     const own = route === undefined ? undefined : route.cost;
     c.cost = own !== undefined ? own : requestCost(c, st.args, tenant.costs);
   }

@@ -49,6 +49,28 @@ export interface TenantIR {
   readonly routes: readonly RouteIR[];
   readonly costs: CostsIR;
   readonly budgets: readonly BudgetIR[];
+  readonly cache: TenantCacheIR | undefined;
+}
+
+export interface TenantCacheIR {
+  readonly types: LuaTable<string, { readonly loc: string; readonly shared: boolean }>;
+  readonly miss_budget: BudgetIR | undefined;
+}
+
+export interface CacheLocationIR {
+  readonly loc: string;
+  readonly ttl_s: number;
+  readonly not_found_s: number | undefined;
+  readonly stale: boolean;
+}
+
+export interface CacheIR {
+  readonly keys_zone_bytes: number;
+  readonly max_size_bytes: number;
+  readonly max_entry_bytes: number;
+  readonly inactive_s: number;
+  readonly lock_timeout_ms: number;
+  readonly locations: readonly CacheLocationIR[];
 }
 
 export interface CostsIR {
@@ -126,6 +148,7 @@ export interface PolicyIR {
   readonly limits: { readonly max_body_bytes: number; readonly max_query_params: number };
   readonly ratelimit: RateLimitIR;
   readonly metrics: { readonly max_series: number };
+  readonly cache: CacheIR | undefined;
   readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };
   readonly issuers: readonly IssuerIR[];
   readonly tenants: readonly TenantIR[];
@@ -141,6 +164,7 @@ export declare const request_id: PolicyIR["request_id"];
 export declare const limits: PolicyIR["limits"];
 export declare const ratelimit: PolicyIR["ratelimit"];
 export declare const metrics: PolicyIR["metrics"];
+export declare const cache: PolicyIR["cache"];
 export declare const token_cache: PolicyIR["token_cache"];
 export declare const issuers: PolicyIR["issuers"];
 export declare const tenants: PolicyIR["tenants"];

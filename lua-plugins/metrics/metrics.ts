@@ -214,6 +214,33 @@ export function countSoon(key: string): void {
   pending.set(key, v === undefined ? 1 : v + 1);
 }
 
+export function addSoon(key: string, by: number): void {
+  const v = pending.get(key);
+  pending.set(key, v === undefined ? by : v + by);
+}
+
+/** `ch \t tenant \t type \t` per labels string, built once (tenants x cached types). */
+const cacheKeys = new LuaTable<string, string>();
+
+/**
+ * One response of a cached route: what the cache did (HIT, MISS, EXPIRED, STALE, BYPASS), and
+ * the bytes a hit or stale entry served. Counted in the worker, flushed with the others.
+ */
+export function countCache(labels: string, status: string, bytes: number): void {
+  let prefix = cacheKeys.get(labels);
+  if (prefix === undefined) {
+    const [t1] = find(labels, SEP, 1, true);
+    let t2: number | undefined;
+    if (t1 !== undefined) [t2] = find(labels, SEP, t1 + 1, true);
+    const tenant = t1 === undefined ? labels : sub(labels, 1, t1 - 1);
+    const rtype = t2 === undefined ? "none" : sub(labels, t2 + 1);
+    prefix = tenant + SEP + rtype + SEP;
+    cacheKeys.set(labels, prefix);
+  }
+  countSoon("ch" + SEP + prefix + status);
+  if (bytes > 0) addSoon("cb" + SEP + prefix + "bytes", bytes);
+}
+
 /** The lowest value seen until the next flush (tokens left in a budget's buckets). */
 export function noteLowest(key: string, v: number): void {
   const cur = lowest.get(key);
@@ -312,6 +339,8 @@ export function render(policyVersion: string): string {
   const redisUp: string[] = [];
   let redisFailures = 0;
   let redisLocal = 0;
+  const cacheReqs: string[] = [];
+  const cacheBytes: string[] = [];
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -347,6 +376,10 @@ export function render(policyVersion: string): string {
       redisFailures = v;
     } else if (parts[0] === "rf" && parts[1] === "local") {
       redisLocal = v;
+    } else if (parts[0] === "ch" && parts.length === 4) {
+      cacheReqs.push('fe_cache_requests_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '",status="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "cb" && parts.length === 4) {
+      cacheBytes.push('fe_cache_served_bytes_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     }
   }
   lines.push("# HELP fe_requests_total Requests handled by the gateway.");
@@ -391,6 +424,13 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_ratelimit_fallback_total Requests limited locally, at the node's share of each budget, because the cluster store was failing.");
   lines.push("# TYPE fe_ratelimit_fallback_total counter");
   lines.push("fe_ratelimit_fallback_total " + string.format("%d", redisLocal));
+
+  lines.push("# HELP fe_cache_requests_total Responses of cached routes by tenant, resource type and what the cache did: HIT, MISS, EXPIRED, STALE or BYPASS (the X-Cache header). Flushed from the workers every " + tostring(FLUSH_EVERY) + " s.");
+  lines.push("# TYPE fe_cache_requests_total counter");
+  for (const l of cacheReqs) lines.push(l);
+  lines.push("# HELP fe_cache_served_bytes_total Body bytes sent from the cache (HIT and STALE) by tenant and resource type.");
+  lines.push("# TYPE fe_cache_served_bytes_total counter");
+  for (const l of cacheBytes) lines.push(l);
 
   const [overflow] = d.get(OVERFLOW);
   const [series] = d.get(SERIES);

@@ -2,11 +2,12 @@
  * access_by_lua: the request path as a pipeline. Each step lives in its concern's folder,
  * fills in the request state, and returns a verdict: undefined to go on, or a refusal. The
  * first refusal ends the request here, as an OperationOutcome, before anything reaches the
- * upstream. Later steps (cost limits, cache key, audit context) plug in where they belong.
+ * upstream. Later steps (audit context, policy hooks) plug in where they belong.
  *
  *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> authorization -> route verdict
  *   -> upstream target -> write body checks -> cost tokens -> the write's current version
- *   -> checked read (sends the response itself)
+ *   -> cache plan (key, partition, or the write location) -> checked read (sends the response
+ *   itself) -> on to the cache or write location
  *
  * Headers are the conf's job: it strips client identity headers and sets the gateway's own,
  * X-Request-ID and traceparent included, from the `$fe_*` variables (core/vars).
@@ -21,6 +22,7 @@ import { checkBody } from "../fhir/body";
 import { authorizeRequest, checkExisting, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 import { spendTokens } from "../ratelimit/step";
+import { planCache, proxyVia } from "../cache/step";
 
 const ngxVar = ngx.var;
 const req = ngx.req;
@@ -45,6 +47,8 @@ export function run(this: void): void {
     checkWrite(st) ??
     spendTokens(st) ??
     checkExisting(st) ??
-    serveChecked(st);
+    planCache(st) ??
+    serveChecked(st) ??
+    proxyVia(st);
   if (v !== undefined) refuse(st, v);
 }

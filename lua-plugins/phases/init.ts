@@ -8,6 +8,7 @@ import "./log";
 import "./errors";
 import "./admin";
 import "./floor";
+import "./cache";
 import { flushSoon, FLUSH_EVERY } from "../metrics/metrics";
 import { syncEvery } from "../ratelimit/redis";
 import { syncNow } from "../ratelimit/sync";

@@ -64,7 +64,7 @@ export function count(b: Budget, o: Outcome): void {
   countSoon(b.counts[o]);
 }
 
-function compile(t: TenantIR, b: BudgetIR): Budget {
+function compile(t: TenantIR, b: BudgetIR, prefix: string): Budget {
   const has = (d: string): boolean => {
     for (const p of b.per) if (p === d) return true;
     return false;
@@ -72,7 +72,7 @@ function compile(t: TenantIR, b: BudgetIR): Budget {
   return {
     id: b.id,
     tenant: t.id,
-    prefix: t.id + "\t" + b.id,
+    prefix,
     byClient: has("client_id"),
     bySub: has("sub"),
     byPatient: has("patient"),
@@ -83,7 +83,7 @@ function compile(t: TenantIR, b: BudgetIR): Budget {
     shadow: b.shadow,
     policyItem: '"' + b.id + '";q=' + string.format("%d", b.burst) + ";w=" + string.format("%d", math.max(1, math.ceil(b.burst / b.rate))),
     counts: countKeys("q\t" + t.id + "\t" + b.id + "\t"),
-    classKeys: has("class") && !has("client_id") && !has("sub") && !has("patient") ? classKeys(t.id + "\t" + b.id) : undefined,
+    classKeys: has("class") && !has("client_id") && !has("sub") && !has("patient") ? classKeys(prefix) : undefined,
     gauge: "t\t" + t.id + "\t" + b.id,
   };
 }
@@ -91,8 +91,15 @@ function compile(t: TenantIR, b: BudgetIR): Budget {
 export const byTenant = new LuaTable<string, Budget[]>();
 for (const t of policy.tenants) {
   const list: Budget[] = [];
-  for (const b of t.budgets) list.push(compile(t, b));
+  for (const b of t.budgets) list.push(compile(t, b, t.id + "\t" + b.id));
   byTenant.set(t.id, list);
+}
+
+/** Each tenant's cache-miss budget (cache/README.md): buckets apart from the others', under `m`. */
+export const missByTenant = new LuaTable<string, Budget>();
+for (const t of policy.tenants) {
+  const m = t.cache === undefined ? undefined : t.cache.miss_budget;
+  if (m !== undefined) missByTenant.set(t.id, compile(t, m, t.id + "\tm\t" + m.id));
 }
 
 function inClasses(b: Budget, klass: string): boolean {

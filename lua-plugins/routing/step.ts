@@ -57,6 +57,7 @@ export function setUpstream(st: RequestState): Verdict {
     const [canon] = canonicalQuery(joined, MAX_PARAMS + 1);
     target = target + "?" + (canon ?? joined);
   } else if (args !== undefined) target = target + "?" + args;
+  st.upstream = target;
   ngxVar.fe_upstream_uri = target;
   return undefined;
 }

@@ -312,6 +312,22 @@ function compartmentVerdict(c: Classification, type: string, patient: string, gr
   return denial("compartment_patch", "patch is not allowed under patient scopes; use update");
 }
 
+/**
+ * The patient a read or search is held to: the patient in context, when the grant that allows
+ * the interaction on its type (decided without the request's parameters, memoized per token)
+ * is a patient/ scope or one of a context the tenant holds to the compartment. Undefined for a
+ * user or system grant, and for one that only granular scopes give.
+ */
+export function heldPatient(id: Identity, c: Classification, compartmentFor: LuaTable<string, boolean> | undefined): string | undefined {
+  const patient = id.patient;
+  if (patient === undefined) return undefined;
+  const perm = requiredPermission(c.interaction);
+  if (perm <= 0) return undefined;
+  const d = decideCached(scopesOf(id), c.compartment_type ?? c.resource_type ?? "*", perm);
+  if (!d.allow || d.via === undefined) return undefined;
+  return d.via === "patient" || compartmentFor?.get(d.via) === true ? patient : undefined;
+}
+
 /** The same rules, with a compartment search that names no patient refused rather than given one. */
 export function refusing(rules: AuthzRules): AuthzRules {
   return { operations: rules.operations, compartment_search: "refuse", compartment_for: rules.compartment_for, reject_invalid_scopes: rules.reject_invalid_scopes };

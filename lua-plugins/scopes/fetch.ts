@@ -14,15 +14,19 @@ import { inCompartment, satisfiesGranular } from "./response";
 /** Largest resource checked in memory; larger reads under such scopes are refused. */
 const MAX_BODY = 8 * 1024 * 1024;
 
-/** Response headers not copied from the subrequest: nginx sets its own framing. */
-const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, "transfer-encoding": true, "content-length": true };
+/** Response headers not copied from the subrequest: nginx sets its own framing; the cache's status becomes X-Cache. */
+const SKIP: Record<string, boolean> = { "connection": true, "keep-alive": true, "transfer-encoding": true, "content-length": true, "x-fe-cache": true };
+
+const FETCH = "/__fe_fetch";
+/** Set by the cache location's header filter (phases/cache.checked). */
+export const CACHE_STATUS = "X-FE-Cache";
 
 /**
  * The resource at the request's upstream target (through `/__fe_fetch`, the parent's
  * variables shared), and its JSON when it is a 200 object within MAX_BODY.
  */
-function fetchTarget(): LuaMultiReturn<[CaptureResponse, Record<string, unknown> | undefined]> {
-  const res = ngx.location.capture("/__fe_fetch", { method: ngx.HTTP_GET, share_all_vars: true });
+function fetchTarget(via: string): LuaMultiReturn<[CaptureResponse, Record<string, unknown> | undefined]> {
+  const res = ngx.location.capture(via, { method: ngx.HTTP_GET, share_all_vars: true });
   if (res.truncated || res.status !== 200 || res.body.length > MAX_BODY) return $multi(res, undefined);
   const [doc] = cjson.decode(res.body);
   return $multi(res, type(doc) === "table" ? (doc as Record<string, unknown>) : undefined);
@@ -33,7 +37,7 @@ function fetchTarget(): LuaMultiReturn<[CaptureResponse, Record<string, unknown>
  * in the patient's compartment? Fetched like a checked read, never sent to the client.
  */
 export function existingInCompartment(resourceType: string, patient: string): "in" | "out" | "absent" | "upstream_error" {
-  const [res, doc] = fetchTarget();
+  const [res, doc] = fetchTarget(FETCH);
   if (res.truncated || res.status === 0 || res.status >= 500) return "upstream_error";
   if (res.status === 404 || res.status === 410) return "absent";
   if (doc === undefined) return "out";
@@ -55,7 +59,15 @@ export const UPSTREAM_ERROR = refusal(502, "transient", "The upstream FHIR serve
 export function serveChecked(st: RequestState): Verdict {
   const check = st.check;
   if (check === undefined) return undefined;
-  const [res, doc] = fetchTarget();
+  // Through the cache (cache/step) when the read is cacheable: the entry is the requester's
+  // partition's, and it is checked here on every hit as on a miss, so nothing cached is ever
+  // sent without passing the check.
+  const via = st.via;
+  const [res, doc] = fetchTarget(via === undefined ? FETCH : via);
+  if (via !== undefined) {
+    const status = res.header[CACHE_STATUS];
+    ngx.var.fe_cache = typeof status === "string" ? "=" + status : "=MISS";
+  }
   if (res.truncated || res.status === 0) return UPSTREAM_ERROR;
   let ok = true;
   if (res.status === 404 || res.status === 410) ok = false;

@@ -65,6 +65,7 @@ interface NgxShared {
   readonly fe_auth_neg?: SharedDict;
   readonly fe_auth?: SharedDict;
   readonly fe_ratelimit?: SharedDict;
+  readonly fe_cache_gen?: SharedDict;
 }
 
 interface NgxTimer {
@@ -96,7 +97,7 @@ interface NgxLocation {
 
 /** Request variables; an unset or unknown variable reads as undefined. */
 /** nginx's own variables that the plugins read. */
-type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization";
+type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization" | "upstream_cache_status" | "body_bytes_sent";
 
 /**
  * `ngx.var`: nginx's variables the plugins read, any request header (`http_*`), and the
@@ -144,6 +145,8 @@ interface NgxApi {
   say(this: void, ...args: (string | number)[]): NgxOk<1>;
   print(this: void, ...args: (string | number)[]): NgxOk<1>;
   exit(this: void, status: number): never;
+  /** Internal redirect to `uri` (access, rewrite, content): the request goes on there; `set` variables are kept, ngx.ctx is not. */
+  exec(this: void, uri: string): never;
   log(this: void, level: number, ...args: (string | number)[]): void;
   now(this: void): number;
   time(this: void): number;

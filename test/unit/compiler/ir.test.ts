@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { lowerPolicy } from "../../../compiler/ir.ts";
-import { megabytes, seconds } from "../../../policy-dsl/index.ts";
+import { megabytes, milliseconds, perMinute, seconds } from "../../../policy-dsl/index.ts";
 import { policy, tenant } from "./policy-builders.ts";
 
 describe("lowering to the IR", () => {
@@ -16,6 +16,7 @@ describe("lowering to the IR", () => {
       limits: { max_body_bytes: 16 * 1024 * 1024, max_query_params: 100 },
       ratelimit: { store: "local", dict_bytes: 8 * 1024 * 1024, redis: null },
       metrics: { max_series: 2000 },
+      cache: null,
       token_cache: { short_s: 5, long_s: 60, negative_s: 5 },
       issuers: [],
       idp_locations: [],
@@ -38,6 +39,7 @@ describe("lowering to the IR", () => {
           routes: [],
           costs: { read: 1, search: 3, complex_search: 5, count_threshold: 100, count_step: 100, write: 2, export: 10, operation: 5, operations: {} },
           budgets: [],
+          cache: null,
         },
       ],
     });
@@ -125,5 +127,41 @@ describe("lowering to the IR", () => {
       { loc: "/__fe_idp/1-0", origin: "https://id.example.org", scheme: "https", host: "id.example.org", host_header: "id.example.org", timeout_ms: 3000, tls: { ca: "/etc/ca.pem", client_cert: "/etc/c.pem", client_key: "/etc/k.pem" } },
       { loc: "/__fe_idp/1-1", origin: "https://keys.example.org", scheme: "https", host: "keys.example.org", host_header: "keys.example.org", timeout_ms: 3000, tls: { ca: "/etc/ca.pem", client_cert: "/etc/c.pem", client_key: "/etc/k.pem" } },
     ]);
+  });
+
+  it("lowers caches: one location per distinct freshness, shared types by default, TTLs in whole seconds", () => {
+    const ir = lowerPolicy(
+      policy(
+        [
+          tenant("a", { cache: { ttl: { ValueSet: seconds(300), Observation: milliseconds(1500), metadata: seconds(300) } } }),
+          tenant("b", { cache: { ttl: { ValueSet: seconds(300), Condition: seconds(2) }, shared: [], notFoundTtl: seconds(10), missBudget: { id: "m", rate: perMinute(60) } } }),
+          tenant("c"),
+        ],
+        { cache: { keysZone: megabytes(2), inactive: seconds(30) } },
+      ),
+    );
+    expect(ir.cache).toEqual({
+      keys_zone_bytes: 2 * 1024 * 1024,
+      max_size_bytes: 256 * 1024 * 1024,
+      max_entry_bytes: 1024 * 1024,
+      inactive_s: 30,
+      lock_timeout_ms: 5000,
+      locations: [
+        { loc: "/__fe_cache/0", ttl_s: 300, not_found_s: null, stale: false },
+        { loc: "/__fe_cache/1", ttl_s: 2, not_found_s: null, stale: false },
+        { loc: "/__fe_cache/2", ttl_s: 300, not_found_s: 10, stale: false },
+        { loc: "/__fe_cache/3", ttl_s: 2, not_found_s: 10, stale: false },
+      ],
+    });
+    expect(ir.tenants[0]!.cache).toEqual({
+      types: { ValueSet: { loc: "/__fe_cache/0", shared: true }, Observation: { loc: "/__fe_cache/1", shared: false }, metadata: { loc: "/__fe_cache/0", shared: true } },
+      miss_budget: null,
+    });
+    expect(ir.tenants[1]!.cache).toEqual({
+      types: { ValueSet: { loc: "/__fe_cache/2", shared: false }, Condition: { loc: "/__fe_cache/3", shared: false } },
+      miss_budget: { id: "m", per: [], classes: null, rate: 1, burst: 10, shadow: false },
+    });
+    expect(ir.tenants[2]!.cache).toBeNull();
+    expect(lowerPolicy(policy([tenant("c")])).cache).toBeNull();
   });
 });

@@ -12,7 +12,7 @@ import { megabytes, seconds, type PolicyInput } from "../../../policy-dsl/index.
 const POLICY: PolicyInput = {
   name: "snapshot",
   tenants: [
-    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", connectTimeout: seconds(1), readTimeout: seconds(60) }, anonymous: true },
+    { id: "acme", pathPrefix: "/acme", upstream: { url: "http://127.0.0.1:8103/acme/R4", connectTimeout: seconds(1), readTimeout: seconds(60) }, anonymous: true, cache: { ttl: { ValueSet: seconds(300), Observation: seconds(30) }, notFoundTtl: seconds(10), stale: true } },
     { id: "globex", hosts: ["globex.example.org"], upstream: { url: "https://fhir.globex.example:8443", keepalive: 0, readTimeout: seconds(30) }, issuers: ["local", "corp"] },
   ],
   issuers: [

@@ -1,0 +1,46 @@
+/**
+ * Generation counters: one per (tenant, resource type) in `lua_shared_dict fe_cache_gen`, and
+ * one per tenant (`*`) for searches that read other types. Each is part of the cache key, so a
+ * bump makes every entry cached under the old value unreachable: the next read misses and
+ * fetches the new version. Entries under old values are never served again and age out of the
+ * disk by `inactive` and `maxSize`.
+ *
+ * A write bumps its type's counter and the tenant's `*` before the client sees its response
+ * (the write location's header filter), so a read sent after the write's answer cannot be
+ * served what the write replaced. The counters are this node's; see README.md for several
+ * nodes. Bounded: tenants x cached types keys, each a number.
+ */
+const keys = new LuaTable<string, LuaTable<string, string>>();
+
+/** `tenant\ttype`, built once per pair. */
+export function genKey(tenant: string, type: string): string {
+  let byType = keys.get(tenant);
+  if (byType === undefined) {
+    byType = new LuaTable();
+    keys.set(tenant, byType);
+  }
+  let k = byType.get(type);
+  if (k === undefined) {
+    k = tenant + "\t" + type;
+    byType.set(type, k);
+  }
+  return k;
+}
+
+export const ALL_TYPES = "*";
+
+export function generation(d: SharedDict, key: string): number {
+  const [v] = d.get(key);
+  return typeof v === "number" ? v : 0;
+}
+
+/** Bumps every key of a space-separated list; false when one could not be stored. */
+export function bumpAll(d: SharedDict, list: string): boolean {
+  let ok = true;
+  for (const [k] of string.gmatch(list, "[^ ]+")) {
+    if (k === undefined) continue;
+    const [v] = d.incr(k, 1, 0);
+    if (v === undefined) ok = false;
+  }
+  return ok;
+}

@@ -1,0 +1,112 @@
+/**
+ * The response cache's part of the conf (lua-plugins/cache/README.md): one proxy_cache zone,
+ * one internal location per distinct freshness the tenants' types use, and the maps that keep
+ * a response out of the cache, all decided in C. Nothing here exists when no tenant caches.
+ */
+import type { CacheIR, CacheLocationIR, PolicyIR } from "../compiler/ir.ts";
+import type { FeVar } from "../lua-plugins/core/vars.ts";
+import { block, d, lua, mapEntry, type ConfNode } from "./model.ts";
+
+function v(name: FeVar): string {
+  return `$${name}`;
+}
+
+/**
+ * A regex that matches a decimal string (no leading zeros) greater than `n`: a longer one, or
+ * one of the same length that is larger at the first digit where they differ.
+ */
+export function greaterThanPattern(n: number): string {
+  const s = String(Math.floor(n));
+  const alts = [`[1-9][0-9]{${s.length},}`];
+  for (let i = 0; i < s.length; i++) {
+    const digit = Number(s[i]);
+    if (digit === 9) continue;
+    const rest = s.length - i - 1;
+    alts.push(`${s.slice(0, i)}[${digit + 1}-9]${rest > 0 ? `[0-9]{${rest}}` : ""}`);
+  }
+  return `~^(${alts.join("|")})$`;
+}
+
+/** Cache-Control values that keep a response out of any shared cache. */
+export const PRIVATE_PATTERN = "~*(^|[,\\s])(no-store|private|no-cache)([,\\s=]|$)";
+/** The FHIR representations the cache stores, with any parameters. */
+export const CACHEABLE_TYPE_PATTERN = "~*^application/(fhir\\+json|fhir\\+xml|json|json\\+fhir|xml\\+fhir)(\\s*;.*)?$";
+
+export function cacheMaps(ir: PolicyIR): ConfNode[] {
+  const c = ir.cache;
+  if (c === null) return [];
+  return [
+    // X-Cache, from what the access phase decided and what the cache did. UPDATING is a stale
+    // entry served while another request refreshes it; REVALIDATED is a fresh one.
+    block("map", [`${v("fe_cache")}:$upstream_cache_status`, v("fe_x_cache")], [
+      mapEntry("~^C:(HIT|MISS|EXPIRED|STALE|BYPASS)$", "$1"),
+      mapEntry("C:UPDATING", "STALE"),
+      mapEntry("C:REVALIDATED", "HIT"),
+      mapEntry("C:", "MISS"),
+      mapEntry("~^B:", "BYPASS"),
+      mapEntry("~^=(?<fe_xc>HIT|MISS|EXPIRED|STALE|BYPASS):", "$fe_xc"),
+      d("default", ""),
+    ]),
+    block("map", ["$upstream_http_cache_control", v("fe_cache_private")], [mapEntry(PRIVATE_PATTERN, "1"), d("default", "")]),
+    block("map", ["$upstream_http_content_type", v("fe_cache_type_off")], [mapEntry(CACHEABLE_TYPE_PATTERN, ""), d("default", "1")]),
+    // Without a Content-Length the size is unknown until the body is stored: not stored.
+    block("map", ["$upstream_http_content_length", v("fe_cache_size_off")], [mapEntry("", "1"), mapEntry("~^0[0-9]", "1"), mapEntry(greaterThanPattern(c.max_entry_bytes), "1"), d("default", "")]),
+  ];
+}
+
+export function cacheHttp(ir: PolicyIR, stateDir: string): ConfNode[] {
+  const c = ir.cache;
+  if (c === null) return [];
+  return [
+    d("proxy_cache_path", `${stateDir}/cache`, "levels=1:2", `keys_zone=fe_cache:${Math.max(1, Math.ceil(c.keys_zone_bytes / 1024))}k`, `max_size=${Math.max(1, Math.ceil(c.max_size_bytes / 1024))}k`, `inactive=${c.inactive_s}s`, "use_temp_path=off"),
+    // Generation counters per (tenant, type) (cache/gen): tenants x cached types, a few KB.
+    d("lua_shared_dict", "fe_cache_gen", "1m"),
+  ];
+}
+
+function cacheDirectives(c: CacheIR, l: CacheLocationIR): ConfNode[] {
+  return [
+    d("proxy_cache", "fe_cache"),
+    d("proxy_cache_key", v("fe_cache_key")),
+    d("proxy_cache_methods", "GET"),
+    d("proxy_cache_valid", 200, `${l.ttl_s}s`),
+    ...(l.not_found_s !== null ? [d("proxy_cache_valid", 404, `${l.not_found_s}s`)] : []),
+    d("proxy_cache_lock", "on"),
+    d("proxy_cache_lock_timeout", `${c.lock_timeout_ms}ms`),
+    d("proxy_cache_lock_age", `${c.lock_timeout_ms}ms`),
+    // The policy's TTL is the freshness: the upstream's own expiry headers do not lengthen
+    // it, and X-Accel-* headers never steer the gateway. no-store and private are honoured
+    // by the map below instead, Set-Cookie by nginx itself (such a response is not stored).
+    d("proxy_ignore_headers", "Cache-Control", "Expires", "X-Accel-Expires", "X-Accel-Redirect", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"),
+    d("proxy_no_cache", v("fe_cache_private"), v("fe_cache_type_off"), v("fe_cache_size_off")),
+    ...(l.stale
+      ? [d("proxy_cache_use_stale", "error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"), d("proxy_cache_background_update", "on")]
+      : [d("proxy_cache_use_stale", "off")]),
+  ];
+}
+
+/**
+ * What the cache locations send upstream besides the shared proxying: the representation in
+ * the key, and no Accept-Encoding, so what is stored is what any requester of the key can read.
+ */
+function cacheHeaders(): ConfNode[] {
+  return [d("proxy_set_header", "Accept", v("fe_cache_accept")), d("proxy_set_header", "Accept-Encoding", "")];
+}
+
+/**
+ * The locations: `/__fe_cache/<n>` (the access phase's ngx.exec), `/__fe_cache/<n>/checked`
+ * (a checked read's capture: its header filter reports the cache status to the parent, which
+ * add_header cannot, since it skips subrequests), and `/__fe_write` (a write on a caching
+ * tenant: its header filter bumps the generations before the client sees the response).
+ */
+export function cacheLocations(ir: PolicyIR, proxy: readonly ConfNode[]): ConfNode[] {
+  const c = ir.cache;
+  if (c === null) return [];
+  const out: ConfNode[] = [];
+  for (const l of c.locations) {
+    out.push(block("location", ["=", l.loc], [d("internal"), ...proxy, ...cacheHeaders(), ...cacheDirectives(c, l)]));
+    out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...proxy, ...cacheHeaders(), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").checked()')]));
+  }
+  out.push(block("location", ["=", "/__fe_write"], [d("internal"), ...proxy, lua("header_filter_by_lua_block", 'require("phases.cache").written()')]));
+  return out;
+}
