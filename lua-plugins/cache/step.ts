@@ -164,6 +164,15 @@ export function planCache(st: RequestState): Verdict {
   return undefined;
 }
 
+/** A refused request of a cached type says X-Cache: BYPASS too, whichever step refused it. */
+export function markRefused(st: RequestState): void {
+  const tenant = st.tenant;
+  const c = st.c;
+  if (tenant === undefined || c === undefined || tenant.cache === undefined) return;
+  const ctype = cacheType(c);
+  if (ctype !== undefined && tenant.cache.types.get(ctype) !== undefined) ngxVar.fe_cache = BYPASS;
+}
+
 /** The last step: on to the cache or write location, when planCache chose one (a checked read has been sent already). */
 export function proxyVia(st: RequestState): Verdict {
   const via = st.via;

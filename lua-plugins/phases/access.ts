@@ -22,7 +22,7 @@ import { checkBody } from "../fhir/body";
 import { authorizeRequest, checkExisting, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 import { spendTokens } from "../ratelimit/step";
-import { planCache, proxyVia } from "../cache/step";
+import { markRefused, planCache, proxyVia } from "../cache/step";
 
 const ngxVar = ngx.var;
 const req = ngx.req;
@@ -30,6 +30,7 @@ const req = ngx.req;
 /** The one place a refusal becomes the response; it carries what is known into the metrics labels. */
 function refuse(st: RequestState, r: Refusal): never {
   ngxVar.fe_labels = labels(st);
+  markRefused(st);
   return sendRefusal(r, ngxVar.fe_request_id);
 }
 

@@ -77,6 +77,8 @@ export function serveChecked(st: RequestState): Verdict {
     else if (check.granular !== undefined && !satisfiesGranular(doc, check.type, check.granular, fhir.token_paths)) ok = false;
   }
   if (!ok) {
+    // A refusal does not say what the cache held: a HIT here would tell a client which ids exist.
+    if (via !== undefined) ngx.var.fe_cache = "B";
     countScopeDenial(st.tenant === undefined ? "none" : st.tenant.id, check.type, check.patient !== undefined ? "compartment_read" : "granular_read", st.shadow);
     if (!st.shadow) return DENIED;
   }
