@@ -22,7 +22,8 @@ export async function startRecorder(onRequest: (req: http.IncomingMessage) => Re
     const r = onRequest(req);
     const reply = typeof r === "object" && r !== null && "status" in r ? (r as Reply) : { status: 200, body };
     req.resume();
-    req.on("end", () => res.writeHead(reply.status, { "content-type": "application/fhir+json" }).end(reply.body));
+    // With its length, as FHIR servers answer: the gateway's cache stores nothing without one.
+    req.on("end", () => res.writeHead(reply.status, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(reply.body) }).end(reply.body));
   });
   // Longer than nginx's upstream keepalive, so nginx never reuses a connection node has closed.
   server.keepAliveTimeout = 65_000;
