@@ -29,18 +29,32 @@ export function genKey(tenant: string, type: string): string {
 
 export const ALL_TYPES = "*";
 
-export function generation(d: SharedDict, key: string): number {
-  const [v] = d.get(key);
-  return typeof v === "number" ? v : 0;
+/**
+ * The generation in the key: this node's count, and with `clustered` (cache/cluster) also
+ * the cluster's, `<epoch>/<count>` as last read from Redis (`r\t<key>`).
+ */
+export function generation(d: SharedDict, key: string, clustered: boolean): string {
+  const [own] = d.get(key);
+  const local = typeof own === "number" ? tostring(own) : "0";
+  if (!clustered) return local;
+  const [remote] = d.get("r\t" + key);
+  return local + ":" + (typeof remote === "string" ? remote : "-");
 }
 
-/** Bumps every key of a space-separated list; false when one could not be stored. */
-export function bumpAll(d: SharedDict, list: string): boolean {
+/**
+ * Bumps every key of a space-separated list, and with `clustered` marks each dirty for the
+ * next sync (`d\t<key>`); false when one could not be stored.
+ */
+export function bumpAll(d: SharedDict, list: string, clustered: boolean): boolean {
   let ok = true;
   for (const [k] of string.gmatch(list, "[^ ]+")) {
     if (k === undefined) continue;
     const [v] = d.incr(k, 1, 0);
     if (v === undefined) ok = false;
+    if (clustered) {
+      const [m] = d.incr("d\t" + k, 1, 0);
+      if (m === undefined) ok = false;
+    }
   }
   return ok;
 }

@@ -16,6 +16,7 @@ import type { TenantIR } from "../generated/policy";
 import { heldPatient } from "../scopes/authorize";
 import { ACCEPT, cacheKey, formatOf, readsOtherTypes, representation } from "./key";
 import { ALL_TYPES, genKey, generation } from "./gen";
+import { clustered } from "./cluster";
 import { debtOf, waitFor, type BucketDict } from "../ratelimit/bucket";
 import { keyOf, missByTenant, ORIGIN, type Budget } from "../ratelimit/budgets";
 import { throttled } from "../ratelimit/verdict";
@@ -54,9 +55,9 @@ function partitionOf(st: RequestState, tenant: TenantIR, c: Classification, shar
 
 /** The generations the entry depends on: its type's, and the tenant's when it reads other types. */
 function generations(d: SharedDict, tenant: string, type: string, other: boolean): string {
-  const own = generation(d, genKey(tenant, type));
-  if (!other) return tostring(own);
-  return tostring(own) + "." + tostring(generation(d, genKey(tenant, ALL_TYPES)));
+  const own = generation(d, genKey(tenant, type), clustered);
+  if (!other) return own;
+  return own + "." + generation(d, genKey(tenant, ALL_TYPES), clustered);
 }
 
 /**

@@ -7,6 +7,7 @@
  *   before the client gets the response, so a read sent after it cannot hit the old entry.
  */
 import { bumpAll } from "../cache/gen";
+import { clustered } from "../cache/cluster";
 import { CACHE_STATUS } from "../scopes/fetch";
 
 const ngxVar = ngx.var;
@@ -22,7 +23,7 @@ export function written(this: void): void {
   const list = ngxVar.fe_cache_bump;
   const d = ngx.shared.fe_cache_gen;
   if (list === undefined || list === "" || d === undefined) return;
-  if (bumpAll(d, list)) return;
+  if (bumpAll(d, list, clustered)) return;
   // A counter that cannot be stored would leave old entries reachable: said once per 10 s.
   const now = ngx.now();
   if (now - lastWarn < 10) return;

@@ -12,6 +12,7 @@ import "./cache";
 import { flushSoon, FLUSH_EVERY } from "../metrics/metrics";
 import { syncEvery } from "../ratelimit/redis";
 import { syncNow } from "../ratelimit/sync";
+import { clustered, SYNC_EVERY, syncGenerations } from "../cache/cluster";
 
 export function init(this: void): void {
   // Loading happens through the imports above; nothing else to do once they resolved.
@@ -32,4 +33,9 @@ export function init_worker(this: void): void {
   (jit.opt as { start(this: void, ...opts: string[]): void }).start(...JIT_LIMITS);
   ngx.timer.every(FLUSH_EVERY, flushSoon);
   if (syncEvery !== undefined) ngx.timer.every(syncEvery, syncNow);
+  // The generations dict is the node's: one worker keeps it in step with Redis.
+  if (clustered && ngx.worker.id() === 0) {
+    ngx.timer.at(0, syncGenerations);
+    ngx.timer.every(SYNC_EVERY, syncGenerations);
+  }
 }
