@@ -189,6 +189,23 @@ async function seed(repo: MemoryRepository, tenant: string, tenantIndex: number,
       onsetDateTime: `${isoDate(rand, 2000, 2022)}T00:00:00Z`,
     });
   }
+  // The terminology the observations use: PHI-free data the example policy caches tenant-wide.
+  const categorySystem = "http://terminology.hl7.org/CodeSystem/observation-category";
+  await repo.updateResource({
+    resourceType: "CodeSystem",
+    id: "observation-category",
+    url: categorySystem,
+    status: "active",
+    content: "complete",
+    concept: Object.keys(OBSERVATIONS).map((code) => ({ code })),
+  });
+  await repo.updateResource({
+    resourceType: "ValueSet",
+    id: "observation-category",
+    url: "http://hl7.org/fhir/ValueSet/observation-category",
+    status: "active",
+    compose: { include: [{ system: categorySystem }] },
+  });
   return ids;
 }
 
@@ -213,7 +230,7 @@ function capabilityStatement(base: string): Resource {
     rest: [
       {
         mode: "server",
-        resource: ["Patient", "Observation", "Condition", "Encounter"].map((type) => ({
+        resource: ["Patient", "Observation", "Condition", "Encounter", "CodeSystem", "ValueSet"].map((type) => ({
           type,
           interaction: [{ code: "read" }, { code: "vread" }, { code: "search-type" }, { code: "create" }, { code: "update" }, { code: "delete" }],
           // SMART clients (fhirclient's patient.request) pick the patient parameter from here.

@@ -36,6 +36,14 @@ export default definePolicy({
         // And the tenant as a whole, whatever the apps: what the FHIR server is sized for.
         { id: "tenant", rate: perMinute(6000), burst: tokens(600) },
       ],
+      cache: {
+        // Terminology and the CapabilityStatement hold no PHI: one entry for the whole tenant
+        // (they are in the default shared types). Observations are cached per patient, for
+        // as long as a chart view lasts; a write through the gateway invalidates them at once.
+        ttl: { ValueSet: seconds(3600), CodeSystem: seconds(3600), metadata: seconds(300), Observation: seconds(30) },
+        // Misses per app: what reaches the FHIR server when an app thrashes the cache.
+        missBudget: { id: "misses", per: ["client_id"], rate: perMinute(300), burst: tokens(60) },
+      },
     },
     {
       id: "globex",

@@ -1,7 +1,8 @@
 /**
  * `npm start` as a user runs it (the same script, on free ports and its own state dir): the
  * printed curl line returns a searchset through the gateway with the RateLimit headers of the
- * demo's budgets, the README's loop provokes a 429, the demo CLI talks to the running stack,
+ * demo's budgets, the README's loop provokes a 429, its cache lines show X-Cache MISS then HIT,
+ * the demo CLI talks to the running stack,
  * and Ctrl-C leaves no process and no listener behind.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -66,6 +67,18 @@ describe("npm start", () => {
       expect(lines[1]).toMatch(/^200 "searches";r=1[45];t=[78] retry-after=$/);
       expect(lines[2]).toMatch(/^200 "searches";r=[67];t=1[12] retry-after=$/);
       expect(lines[3]).toMatch(/^429 "searches";r=[67];t=1[12] retry-after=1$/);
+
+      // The README's cache lines: a patient's search and a tenant-wide ValueSet, each twice.
+      const cacheLoop = readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n").find((l) => l.startsWith('for u in "Observation?patient=$PATIENT&_count=5"'));
+      expect(cacheLoop).toBeDefined();
+      const acme = await runCli(["demo", "token", "--tenant", "acme", "--scope", "patient/*.rs launch/patient", "--patient", "acme-p1", "--state", state]);
+      const cached = spawnSync("sh", ["-c", (cacheLoop ?? "").replaceAll("127.0.0.1:8080", `127.0.0.1:${gw}`)], { encoding: "utf8", env: { ...process.env, TOKEN: acme.stdout.trim(), PATIENT: "acme-p1" } }).stdout.trim().split("\n");
+      expect(cached).toEqual([
+        "200 x-cache=MISS Observation?patient=acme-p1&_count=5",
+        "200 x-cache=HIT Observation?patient=acme-p1&_count=5",
+        "200 x-cache=MISS ValueSet/observation-category",
+        "200 x-cache=HIT ValueSet/observation-category",
+      ]);
 
       const patients = await runCli(["demo", "patients", "--tenant", "globex", "--state", state]);
       expect(patients.code).toBe(0);
