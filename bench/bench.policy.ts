@@ -7,8 +7,11 @@
  * (the tenant's, and one per interaction class), in this node's dict, in Redis with a script
  * per request (FHIR_EDGE_BENCH_REDIS), or counted locally and synced every 100 ms. They are
  * sized never to refuse: the bench measures what admitting costs.
+ * BENCH_CACHE=on caches every type the scenarios read, for an hour (so after the warm-up the
+ * cacheable requests are hits); BENCH_CACHE=miss keeps the same cache but stores nothing
+ * (maxEntry 0), so every cacheable request takes the miss path through the cache location.
  */
-import { definePolicy, milliseconds, perSecond, seconds, tokens, type BudgetProps, type LimitsProps, type RouteProps, type TenantProps } from "fhir-edge";
+import { definePolicy, kilobytes, milliseconds, perSecond, seconds, tokens, type BudgetProps, type LimitsProps, type RouteProps, type TenantCacheProps, type TenantProps } from "fhir-edge";
 
 const upstream = process.env["FHIR_EDGE_BENCH_UPSTREAM"] ?? "http://127.0.0.1:8199";
 const routes = (r: RouteProps[]): RouteProps[] => (process.env["BENCH_ROUTES"] === "off" ? [] : r);
@@ -22,6 +25,12 @@ const budgets: BudgetProps[] =
         { id: "tenant", rate: perSecond(1_000_000), burst: tokens(100_000_000) },
         { id: "per-class", per: ["class"], rate: perSecond(1_000_000), burst: tokens(100_000_000) },
       ];
+const caching = process.env["BENCH_CACHE"];
+const hour = seconds(3600);
+const cache: Pick<TenantProps, "cache"> =
+  caching === undefined
+    ? {}
+    : { cache: { ttl: { metadata: hour, ValueSet: hour, CodeSystem: hour, Patient: hour, Observation: hour, Encounter: hour, Condition: hour } } satisfies TenantCacheProps };
 const store: LimitsProps =
   limits === "redis" || limits === "sync"
     ? { store: "redis", redis: { url: process.env["FHIR_EDGE_BENCH_REDIS"] ?? "redis://127.0.0.1:6379", nodes: 1, ...(limits === "sync" ? { sync: milliseconds(100) } : {}) } }
@@ -30,6 +39,7 @@ const store: LimitsProps =
 export default definePolicy({
   name: "bench",
   limits: store,
+  ...(caching === "miss" ? { cache: { maxEntry: kilobytes(0) } } : {}),
   resolution: { order: ["claim", "path"] },
   issuers: auth
     ? [{ id: "bench", issuer: process.env["FHIR_EDGE_BENCH_ISSUER"] ?? "http://127.0.0.1:8104", audiences: ["https://fhir-edge.local/fhir"], mode: "jwt" }]
@@ -41,6 +51,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/acme/R4`, keepalive: 64, readTimeout: seconds(30) },
       ...access,
+      ...cache,
       budgets,
       // The cache scenario's terminology expansion (operations not listed are refused).
       operations: [{ name: "$expand", permission: "r" }],
@@ -55,6 +66,7 @@ export default definePolicy({
       fhirBase: "/fhir",
       upstream: { url: `${upstream}/globex/R4`, keepalive: 64 },
       ...access,
+      ...cache,
       budgets,
       // The export scenario's status polls; the kick-off itself needs system/*.rs.
       operations: [{ name: "$export-poll-status", permission: "r" }],

@@ -288,6 +288,10 @@ export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
   { name: "limits-redis", description: "gateway with the two budgets in Redis, a script per request", env: { BENCH_LIMITS: "redis" } },
   { name: "limits-sync", description: "gateway with the two budgets counted locally, synced to Redis every 100 ms", env: { BENCH_LIMITS: "sync" } },
   { name: "no-routes", description: "gateway with empty route tables", env: { BENCH_ROUTES: "off" } },
+  // The response cache: every cacheable request a hit after the warm-up, or every one a miss.
+  { name: "cache", description: "gateway with the response cache (hits: every read type cached for an hour)", env: { BENCH_CACHE: "on" } },
+  { name: "cache-miss", description: "gateway with the response cache storing nothing (every cacheable request a miss)", env: { BENCH_CACHE: "miss" } },
+  { name: "auth-cache", description: "gateway requiring a token, with the response cache (hits in the user's partition)", env: { BENCH_AUTH: "on", BENCH_CACHE: "on" }, token: "user" },
 ];
 
 export async function startGateway(outDir: string, variant: GatewayVariant, port: number, adminPort: number, upstreamPort: number): Promise<Target> {

@@ -3,7 +3,7 @@
  * only by Host and one only by header, so every resolution mode is exercised. Those serve
  * without tokens; `secure` (acme's data) and `jwt` require tokens from the demo oidc-provider.
  */
-import { definePolicy, perSecond, seconds, tokens, type BudgetProps } from "fhir-edge";
+import { definePolicy, perSecond, seconds, tokens, type BudgetProps, type TenantCacheProps } from "fhir-edge";
 import { TEST_AUDIENCE, TEST_JWKS_REFETCH_S, TEST_NEGATIVE_TTL_S, TEST_SHORT_TTL_S, TEST_SKEW_S } from "./auth-constants.ts";
 
 const upstream = process.env["FHIR_EDGE_TEST_UPSTREAM"] ?? "http://127.0.0.1:8103";
@@ -22,6 +22,13 @@ const budgets = (per: BudgetProps["per"]): BudgetProps[] | undefined =>
         { id: "per-class", per: ["class"], rate: perSecond(1_000_000), burst: tokens(100_000_000) },
       ]
     : undefined;
+
+/**
+ * FHIR_EDGE_TEST_CACHE=on (the JIT trace test): the response cache on secure and acme for the
+ * types the burst reads, so the cache step runs on the traced path too.
+ */
+const cache: TenantCacheProps | undefined =
+  process.env["FHIR_EDGE_TEST_CACHE"] === "on" ? { ttl: { metadata: seconds(60), Patient: seconds(60), Observation: seconds(60), Condition: seconds(60), Encounter: seconds(60) } } : undefined;
 
 export default definePolicy({
   name: process.env["FHIR_EDGE_TEST_POLICY_NAME"] ?? "integration-tests",
@@ -69,6 +76,7 @@ export default definePolicy({
       issuers: ["demo"],
       operations: [{ name: "$everything", permission: "r" }],
       budgets: budgets(["client_id"]),
+      cache,
       routes: [
         { id: "keeps-token", match: { resourceTypes: ["Basic"] }, keepAuthorization: true },
         // Condition searches may use a validation for the long TTL, so a repeat test outlasts
@@ -117,6 +125,7 @@ export default definePolicy({
       routes: [{ id: "no-export", match: { operations: ["$export"] }, action: "deny" }],
       anonymous: true,
       budgets: budgets(["tenant"]),
+      cache,
     },
     {
       id: "globex",

@@ -136,6 +136,8 @@ beforeAll(async () => {
   process.env["FHIR_EDGE_TEST_INTROSPECTION_SECRET"] = s.authz.client.secret;
   // The limiter on the traced path too: two budgets that every secure and acme request spends from.
   process.env["FHIR_EDGE_TEST_BUDGETS"] = "on";
+  // And the response cache (key, partition, generations, the write location's bump).
+  process.env["FHIR_EDGE_TEST_CACHE"] = "on";
 
   stateDir = mkdtempSync(path.join(tmpdir(), "fhir-edge-jit-"));
   // Under the state dir, which the build opens to the workers (nobody, when started as root).
