@@ -38,7 +38,8 @@ function cacheType(c: Classification): string | undefined {
 /**
  * Who may share the entry: the whole tenant for a shared type (unless the search reads other
  * types), everyone on an anonymous tenant, the patient when the grant is held to the patient
- * compartment, otherwise the user (with the patient in context, which the upstream is told).
+ * compartment, otherwise the user (the issuer's, with the patient in context, which the
+ * upstream is told).
  * Undefined when none of these can be said: no token on a tenant that needs one, or no sub.
  */
 function partitionOf(st: RequestState, tenant: TenantIR, c: Classification, shared: boolean, other: boolean): string | undefined {
@@ -49,8 +50,9 @@ function partitionOf(st: RequestState, tenant: TenantIR, c: Classification, shar
   if (held !== undefined) return "p" + held;
   const sub = id.sub;
   if (sub === undefined) return undefined;
+  // The issuer too: two issuers of one tenant may each have a user of the same sub.
   const patient = id.patient;
-  return "u" + tostring(sub.length) + ":" + sub + (patient === undefined ? "" : patient);
+  return "u" + id.issuer + ":" + tostring(sub.length) + ":" + sub + (patient === undefined ? "" : patient);
 }
 
 /** The generations the entry depends on: its type's, and the tenant's when it reads other types. */
