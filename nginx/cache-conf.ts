@@ -1,7 +1,8 @@
 /**
  * The response cache's part of the conf (lua-plugins/cache/README.md): one proxy_cache zone,
- * one internal location per distinct freshness the tenants' types use, and the maps that keep
- * a response out of the cache, all decided in C. Nothing here exists when no tenant caches.
+ * one internal location per distinct freshness the tenants' types use, and what keeps a
+ * response out of the cache (a size map in C, a header filter for the headers nginx 1.22's
+ * variables see only the first of). Nothing here exists when no tenant caches.
  */
 import type { CacheIR, CacheLocationIR, PolicyIR } from "../compiler/ir.ts";
 import type { FeVar } from "../lua-plugins/core/vars.ts";
@@ -27,11 +28,6 @@ export function greaterThanPattern(n: number): string {
   return `~^(${alts.join("|")})$`;
 }
 
-/** Cache-Control values that keep a response out of any shared cache. */
-export const PRIVATE_PATTERN = "~*(^|[,\\s])(no-store|private|no-cache)([,\\s=]|$)";
-/** The FHIR representations the cache stores, with any parameters. */
-export const CACHEABLE_TYPE_PATTERN = "~*^application/(fhir\\+json|fhir\\+xml|json|json\\+fhir|xml\\+fhir)(\\s*;.*)?$";
-
 export function cacheMaps(ir: PolicyIR): ConfNode[] {
   const c = ir.cache;
   if (c === null) return [];
@@ -47,8 +43,6 @@ export function cacheMaps(ir: PolicyIR): ConfNode[] {
       mapEntry("~^=(?<fe_xc>HIT|MISS|EXPIRED|STALE|BYPASS):", "$fe_xc"),
       d("default", ""),
     ]),
-    block("map", ["$upstream_http_cache_control", v("fe_cache_private")], [mapEntry(PRIVATE_PATTERN, "1"), d("default", "")]),
-    block("map", ["$upstream_http_content_type", v("fe_cache_type_off")], [mapEntry(CACHEABLE_TYPE_PATTERN, ""), d("default", "1")]),
     // Without a Content-Length the size is unknown until the body is stored: not stored.
     block("map", ["$upstream_http_content_length", v("fe_cache_size_off")], [mapEntry("", "1"), mapEntry("~^0[0-9]", "1"), mapEntry(greaterThanPattern(c.max_entry_bytes), "1"), d("default", "")]),
   ];
@@ -75,22 +69,33 @@ function cacheDirectives(c: CacheIR, l: CacheLocationIR): ConfNode[] {
     d("proxy_cache_lock_timeout", `${c.lock_timeout_ms}ms`),
     d("proxy_cache_lock_age", `${c.lock_timeout_ms}ms`),
     // The policy's TTL is the freshness: the upstream's own expiry headers do not lengthen
-    // it, and X-Accel-* headers never steer the gateway. no-store and private are honoured
-    // by the map below instead, Set-Cookie by nginx itself (such a response is not stored).
-    d("proxy_ignore_headers", "Cache-Control", "Expires", "X-Accel-Expires", "X-Accel-Redirect", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"),
-    d("proxy_no_cache", v("fe_cache_private"), v("fe_cache_type_off"), v("fe_cache_size_off")),
+    // it, and X-Accel-* headers never steer the gateway. no-store, private and no-cache in any
+    // Cache-Control header, and the type, are judged by the header filter (cache/store), which
+    // runs before nginx reads proxy_no_cache; Set-Cookie by nginx itself (not stored).
+    d("proxy_ignore_headers", "Cache-Control", "Expires", ...IGNORED_ALWAYS),
+    d("proxy_no_cache", v("fe_cache_nostore"), v("fe_cache_size_off")),
     ...(l.stale
       ? [d("proxy_cache_use_stale", "error", "timeout", "updating", "http_500", "http_502", "http_503", "http_504"), d("proxy_cache_background_update", "on")]
       : [d("proxy_cache_use_stale", "off")]),
   ];
 }
 
+/** Upstream headers that never steer the gateway, on every proxied location. */
+export const IGNORED_ALWAYS = ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"];
+
 /**
- * What the cache locations send upstream besides the shared proxying: the representation in
- * the key, and no Accept-Encoding, so what is stored is what any requester of the key can read.
+ * What the cache locations send upstream: none of the client's headers (a Cookie, an
+ * X-Forwarded-Host or an X-HTTP-Method-Override would make an answer the key does not name),
+ * only the gateway's own from the shared proxying, the representation in the key as Accept,
+ * and no Accept-Encoding, so what is stored is what any requester of the key can read.
  */
-function cacheHeaders(): ConfNode[] {
-  return [d("proxy_set_header", "Accept", v("fe_cache_accept")), d("proxy_set_header", "Accept-Encoding", "")];
+function cacheProxy(proxy: readonly ConfNode[]): ConfNode[] {
+  return [
+    ...proxy.filter((n) => !(n.kind === "directive" && n.name === "proxy_ignore_headers")),
+    d("proxy_pass_request_headers", "off"),
+    d("proxy_set_header", "Accept", v("fe_cache_accept")),
+    d("proxy_set_header", "Accept-Encoding", ""),
+  ];
 }
 
 /**
@@ -104,8 +109,8 @@ export function cacheLocations(ir: PolicyIR, proxy: readonly ConfNode[]): ConfNo
   if (c === null) return [];
   const out: ConfNode[] = [];
   for (const l of c.locations) {
-    out.push(block("location", ["=", l.loc], [d("internal"), ...proxy, ...cacheHeaders(), ...cacheDirectives(c, l)]));
-    out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...proxy, ...cacheHeaders(), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").checked()')]));
+    out.push(block("location", ["=", l.loc], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").stored()')]));
+    out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").checked()')]));
   }
   out.push(block("location", ["=", "/__fe_write"], [d("internal"), ...proxy, lua("header_filter_by_lua_block", 'require("phases.cache").written()')]));
   return out;

@@ -5,7 +5,7 @@
 import type { PolicyIR } from "../compiler/ir.ts";
 import { FE_VARS, type FeVar } from "../lua-plugins/core/vars.ts";
 import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "./model.ts";
-import { cacheHttp, cacheLocations, cacheMaps } from "./cache-conf.ts";
+import { cacheHttp, cacheLocations, cacheMaps, IGNORED_ALWAYS } from "./cache-conf.ts";
 
 const FE_VAR_NAMES = Object.keys(FE_VARS) as FeVar[];
 
@@ -236,6 +236,9 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     d("proxy_hide_header", "X-Content-Type-Options"),
     d("proxy_hide_header", "RateLimit"),
     d("proxy_hide_header", "RateLimit-Policy"),
+    d("proxy_hide_header", "X-Cache"),
+    // An upstream never steers the gateway: X-Accel-Redirect would reach internal locations.
+    d("proxy_ignore_headers", ...IGNORED_ALWAYS),
   ];
   return block("server", [], [
     // No reuseport: with it a second gateway on the same port would bind silently instead of failing.

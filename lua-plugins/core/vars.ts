@@ -56,9 +56,9 @@ export const FE_VARS = {
   fe_cache_miss: "set",
   /** X-Cache: HIT, MISS, EXPIRED, STALE or BYPASS on a cached route; empty adds nothing. */
   fe_x_cache: "map",
-  /** Non-empty when the upstream's response may not be stored: Cache-Control, Content-Type, size. */
-  fe_cache_private: "map",
-  fe_cache_type_off: "map",
+  /** "1" when the upstream's response may not be stored: its Cache-Control or Content-Type (phases/cache). */
+  fe_cache_nostore: "set",
+  /** Non-empty when the upstream's response is too large to store, or of unknown length. */
   fe_cache_size_off: "map",
   /** Given values per subrequest (capture's `vars`) in the issuer locations. */
   fe_idp_auth: "set",

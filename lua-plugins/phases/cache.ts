@@ -1,20 +1,43 @@
 /**
  * header_filter_by_lua of the cache's internal locations (nginx/cache-conf.ts).
  *
- * - `checked`: a checked read's fetch through the cache reports what the cache did to the
- *   parent request, which sends the response itself (scopes/fetch) and says X-Cache from it.
+ * - `stored`: whether what the upstream answered may be stored (cache/store).
+ * - `checked`: the same, and a checked read's fetch through the cache reports what the cache
+ *   did to the parent request, which sends the response itself (scopes/fetch) and says X-Cache
+ *   from it.
  * - `written`: a successful write bumps the generations of what it changed (cache/gen) here,
  *   before the client gets the response, so a read sent after it cannot hit the old entry.
  */
 import { bumpAll } from "../cache/gen";
 import { clustered } from "../cache/cluster";
 import { CACHE_STATUS } from "../scopes/fetch";
+import { isPrivate, isStoredType } from "../cache/store";
 
 const ngxVar = ngx.var;
 let lastWarn = 0;
 
+/** What the cache served itself: nothing to decide about storing. */
+const FROM_CACHE: Record<string, boolean> = { HIT: true, STALE: true, UPDATING: true, REVALIDATED: true };
+
+/**
+ * A response from the upstream that may not be stored (any of its Cache-Control headers says
+ * no-store, private or no-cache; the type nginx sends is not FHIR JSON or XML): proxy_no_cache
+ * reads `$fe_cache_nostore` after the header filters have run.
+ */
+function decide(status: string | undefined): void {
+  if (status !== undefined && FROM_CACHE[status] === true) return;
+  const header = ngx.header;
+  if (isPrivate(header["Cache-Control"]) || !isStoredType(header["Content-Type"])) ngxVar.fe_cache_nostore = "1";
+}
+
+export function stored(this: void): void {
+  decide(ngxVar.upstream_cache_status);
+}
+
 export function checked(this: void): void {
-  ngx.header[CACHE_STATUS] = ngxVar.upstream_cache_status ?? "MISS";
+  const status = ngxVar.upstream_cache_status;
+  decide(status);
+  ngx.header[CACHE_STATUS] = status ?? "MISS";
 }
 
 export function written(this: void): void {

@@ -56,7 +56,10 @@ export function setUpstream(st: RequestState): Verdict {
     const joined = args === undefined || args === "" ? inject : args + "&" + inject;
     const [canon] = canonicalQuery(joined, MAX_PARAMS + 1);
     target = target + "?" + (canon ?? joined);
-  } else if (args !== undefined) target = target + "?" + args;
+  } else if (args !== undefined && args !== "") {
+    // An empty canonical query (`?`, `?&&`) is no query: one URI upstream, and one cache entry.
+    target = target + "?" + args;
+  }
   st.upstream = target;
   ngxVar.fe_upstream_uri = target;
   return undefined;

@@ -60,8 +60,10 @@ export function underPrefix(path: string, prefix: string): boolean {
 /** Host header without port, lower-cased; undefined when absent or malformed. */
 export function normalizeHost(host: string | undefined): string | undefined {
   if (host === undefined) return undefined;
-  const [name] = string.match(host, "^([%w%.%-]+):?%d*$");
+  const [name, port] = string.match(host, "^([%w%.%-]+):?(%d*)$");
   if (name === undefined || name.length > 253) return undefined;
+  // A port is 1-65535 (":" alone is allowed, as RFC 3986 allows an empty port).
+  if (port !== undefined && port !== "" && (port.length > 5 || tonumber(port)! > 65535 || tonumber(port)! < 1)) return undefined;
   return lower(name);
 }
 

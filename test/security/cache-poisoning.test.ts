@@ -203,9 +203,12 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: ["Range: bytes=0-9"], expect: { upstreamLacks: ["range"] } }),
     hit(`${A}/Observation?code={t}`, 0),
   ] },
-  { name: "a conditional request (If-None-Match) does not store a 304", steps: [
+  // nginx's not-modified filter makes the client's 304 before the cache's header filter, which
+  // then sees no Content-Type and stores nothing: the next plain request fills the entry.
+  { name: "a conditional request (If-None-Match) does not store a 304, nor the 200 it was made from", steps: [
     step(`GET ${A}/Observation?code={t}`, { status: 304, cache: "MISS", upstream: `${U}/Observation?code={t}`, upstreamLacks: ["if-none-match"] }, { headers: ["If-None-Match: *"] }),
-    hit(`${A}/Observation?code={t}`, 0),
+    miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`),
+    hit(`${A}/Observation?code={t}`, 1),
   ] },
 
   // ---- Two readings, two entries: the victim never gets the poisoner's body ----
@@ -250,10 +253,10 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}%C3%A9`, `${U}/Observation?code={t}%C3%A9`),
     miss(`${A}/Observation?code={t}e%CC%81`, `${U}/Observation?code={t}e%CC%81`),
   ] },
-  { name: "a read with and without ? are separate entries, neither poisoning the other", steps: [
+  { name: "a read with an empty query (?, ?&) is the read without one: one URI upstream, one entry", steps: [
     miss(`${A}/Observation/{t}`, `${U}/Observation/{t}`),
-    miss(`${A}/Observation/{t}?`, `${U}/Observation/{t}?`),
-    hit(`${A}/Observation/{t}?&`, 1),
+    hit(`${A}/Observation/{t}?`, 0),
+    hit(`${A}/Observation/{t}?&`, 0),
     hit(`${A}/Observation/{t}`, 0),
   ] },
   { name: "JSON by Accept, XML by Accept and XML by _format are three entries", steps: [
@@ -357,7 +360,7 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { expect: { clean: true } }),
   ] },
   { name: "a malformed Host (two ports)", steps: [refused(`${A}/Observation?code={t}`, 400, { host: `${evil}:80:80` })] },
-  { name: "a Host with a port past 65535", bug: "accepted, 200 MISS: routing/tenant normalizeHost takes any digits as a port (harmless to the cache: the upstream never sees the Host)", steps: [refused(`${A}/Observation?code={t}`, 400, { host: `${evil}:99999` })] },
+  { name: "a Host with a port past 65535", steps: [refused(`${A}/Observation?code={t}`, 400, { host: `${evil}:99999` })] },
   { name: "two Host headers", steps: [refused(`${A}/Observation?code={t}`, 400, { headers: [`Host: ${evil}`] })] },
   { name: "GET with a chunked body", steps: [
     step(`GET ${A}/Observation?code={t}`, { status: 400, upstream: null }, { headers: ["Transfer-Encoding: chunked"], body: "9\r\ncode=evil\r\n0\r\n\r\n" }),
@@ -384,23 +387,23 @@ const CASES: readonly Case[] = [
   { name: "a tenant prefix in another case", steps: [refused(`/ANON/fhir/Observation?code={t}`, 404)] },
 
   // ---- Unkeyed request headers: whatever the upstream makes of them must not reach a victim ----
-  { name: "X-Forwarded-Host", bug: "it reaches the upstream on a cached read and is not in the key: the victim is a HIT on the answer built from it", steps: [
+  { name: "X-Forwarded-Host", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: [`X-Forwarded-Host: ${evil}`], expect: { cache: undefined } }),
     step(`GET ${A}/Observation?code={t}`, { status: 200, clean: true }),
   ] },
-  { name: "X-Forwarded-Proto, -Port and -Prefix, and Forwarded", bug: "they reach the upstream on a cached read and are not in the key: the victim is a HIT on the answer built from them", steps: [
+  { name: "X-Forwarded-Proto, -Port and -Prefix, and Forwarded", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: ["X-Forwarded-Proto: http", "X-Forwarded-Port: 6666", `X-Forwarded-Prefix: /${evil}`, `Forwarded: host=${evil};proto=http`], expect: { cache: undefined } }),
     step(`GET ${A}/Observation?code={t}`, { status: 200, clean: true }),
   ] },
-  { name: "X-Original-URL and X-Rewrite-URL", bug: "they reach the upstream on a cached read and are not in the key: the victim is a HIT on the answer built from them", steps: [
+  { name: "X-Original-URL and X-Rewrite-URL", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: [`X-Original-URL: /anon/fhir/Patient?name=${evil}`, `X-Rewrite-URL: /anon/fhir/Patient?name=${evil}`], expect: { cache: undefined } }),
     step(`GET ${A}/Observation?code={t}`, { status: 200, clean: true }),
   ] },
-  { name: "X-HTTP-Method-Override and its cousins", bug: "they reach the upstream on a cached GET and are not in the key: the victim is a HIT on the answer built from them", steps: [
+  { name: "X-HTTP-Method-Override and its cousins", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: ["X-HTTP-Method-Override: DELETE", "X-HTTP-Method: DELETE", `X-Method-Override: DELETE-${evil}`], expect: { cache: undefined } }),
     step(`GET ${A}/Observation?code={t}`, { status: 200, clean: true }),
   ] },
-  { name: "a Cookie (a credential the upstream may answer by, like Authorization)", bug: "it reaches the upstream on a cached read (Authorization is dropped, Cookie is not) and is not in the key: the victim is a HIT on the answer built from it", steps: [
+  { name: "a Cookie (a credential the upstream may answer by, like Authorization)", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: [`Cookie: session=${evil}`], expect: { cache: undefined } }),
     step(`GET ${A}/Observation?code={t}`, { status: 200, clean: true }),
   ] },
@@ -426,7 +429,7 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { headers: { "cache-control": "public, max-age=3600" } } }),
     hit(`${A}/Observation?code={t}`, 0),
   ] },
-  { name: "two Cache-Control headers, public then private, are not stored", bug: "stored, the second request is a HIT: $upstream_http_cache_control (nginx 1.22) is the first header only, and proxy_ignore_headers keeps nginx from reading the rest", steps: [
+  { name: "two Cache-Control headers, public then private, are not stored", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { headers: { "cache-control": ["public", "private"] } } }),
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`),
   ] },
@@ -467,7 +470,7 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { noContentType: true } }),
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`),
   ] },
-  { name: "two Content-Types, FHIR then text/html, are not stored (nginx serves the last)", bug: "stored and served as text/html, a HIT: the type map reads the first Content-Type, nginx sends the last", steps: [
+  { name: "two Content-Types, FHIR then text/html, are not stored (nginx serves the last)", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { headers: { "content-type": ["application/fhir+json", "text/html"] } } }),
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`),
   ] },
@@ -485,7 +488,7 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}b`, `${U}/Observation?code={t}b`, { reply: { size: 4096 } }),
     hit(`${A}/Observation?code={t}b`, 2),
   ] },
-  { name: "an upstream's X-Cache never reaches the client: one X-Cache, the gateway's", bug: "the upstream's X-Cache: HIT is sent before the gateway's X-Cache: MISS, and is stored with the entry (no proxy_hide_header X-Cache)", steps: [
+  { name: "an upstream's X-Cache never reaches the client: one X-Cache, the gateway's", steps: [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { headers: { "x-cache": "HIT" } }, expect: { once: ["x-cache"] } }),
     hit(`${A}/Observation?code={t}`, 0, { expect: { once: ["x-cache"] } }),
   ] },
@@ -497,7 +500,7 @@ const CASES: readonly Case[] = [
     miss(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { reply: { headers: { "x-accel-redirect": "/__fe_vars" } } }),
     hit(`${A}/Observation?code={t}`, 0),
   ] },
-  { name: "X-Accel-Redirect from the upstream is ignored on a BYPASS read too", bug: "nginx follows it on the main location (proxy_ignore_headers is only in the cache locations): a 404 from the internal /__fe_vars", steps: [
+  { name: "X-Accel-Redirect from the upstream is ignored on a BYPASS read too", steps: [
     bypass(`${A}/Observation?code={t}`, `${U}/Observation?code={t}`, { headers: ["Prefer: return=representation"], reply: { headers: { "x-accel-redirect": "/__fe_vars" } } }),
   ] },
 

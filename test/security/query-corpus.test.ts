@@ -196,7 +196,8 @@ describe("the query corpus: refused before the upstream, or forwarded as its can
         expectOutcome(res.status, 400, res.headers["content-type"], res.body);
         expect(seen).toEqual([]);
       } else {
-        expect(seen.map((r) => r.url)).toEqual([`${UPSTREAM}?${c.expect.canonical}`]);
+        // An empty canonical query is no query: the upstream gets no dangling "?".
+        expect(seen.map((r) => r.url)).toEqual([c.expect.canonical === "" ? UPSTREAM : `${UPSTREAM}?${c.expect.canonical}`]);
         expect(res.status, res.body.slice(0, 300)).toBeGreaterThanOrEqual(200);
         expect(res.status, res.body.slice(0, 300)).toBeLessThan(300);
       }
