@@ -39,7 +39,7 @@ export function cacheMaps(ir: PolicyIR): ConfNode[] {
       mapEntry("C:UPDATING", "STALE"),
       mapEntry("C:REVALIDATED", "HIT"),
       mapEntry("C:", "MISS"),
-      mapEntry("~^B:", "BYPASS"),
+      mapEntry("~^[BP]:", "BYPASS"),
       mapEntry("~^=(?<fe_xc>HIT|MISS|EXPIRED|STALE|BYPASS):", "$fe_xc"),
       d("default", ""),
     ]),
@@ -55,6 +55,8 @@ export function cacheHttp(ir: PolicyIR, stateDir: string): ConfNode[] {
     d("proxy_cache_path", `${stateDir}/cache`, "levels=1:2", `keys_zone=fe_cache:${Math.max(1, Math.ceil(c.keys_zone_bytes / 1024))}k`, `max_size=${Math.max(1, Math.ceil(c.max_size_bytes / 1024))}k`, `inactive=${c.inactive_s}s`, "use_temp_path=off"),
     // Generation counters per (tenant, type) (cache/gen): tenants x cached types, a few KB.
     d("lua_shared_dict", "fe_cache_gen", "1m"),
+    // Hit-for-pass marks of keys whose responses are not stored (phases/cache): LRU at the limit.
+    d("lua_shared_dict", "fe_cache_pass", "2m"),
   ];
 }
 
@@ -109,8 +111,8 @@ export function cacheLocations(ir: PolicyIR, proxy: readonly ConfNode[]): ConfNo
   if (c === null) return [];
   const out: ConfNode[] = [];
   for (const l of c.locations) {
-    out.push(block("location", ["=", l.loc], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").stored()')]));
-    out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", 'require("phases.cache").checked()')]));
+    out.push(block("location", ["=", l.loc], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", `require("phases.cache").stored(${l.not_found_s !== null})`)]));
+    out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", `require("phases.cache").checked(${l.not_found_s !== null})`)]));
   }
   out.push(block("location", ["=", "/__fe_write"], [d("internal"), ...proxy, lua("header_filter_by_lua_block", 'require("phases.cache").written()')]));
   return out;

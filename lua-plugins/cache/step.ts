@@ -121,6 +121,14 @@ function missBudget(st: RequestState, b: Budget, klass: string): Verdict {
 }
 
 const BYPASS = "B";
+/** Around the cache for a hit-for-pass key; the miss budget pays, as for a miss. */
+const PASS = "P";
+/**
+ * How long a key whose response nginx would not store goes around the cache (phases/cache
+ * marks it): long enough that a stampede of such requests does not queue on the cache lock,
+ * short enough that a response that becomes storable is cached soon.
+ */
+export const PASS_SECONDS = 10;
 const WRITE_LOCATION = "/__fe_write";
 const THROUGH = "C";
 
@@ -159,8 +167,16 @@ export function planCache(st: RequestState): Verdict {
     const v = missBudget(st, miss, c.interaction === "search-type" ? "search" : "read");
     if (v !== undefined) return v;
   }
-  const key = cacheKey(gw.version, tenant.id, partition, generations(d, tenant.id, ctype!, other), st.method, st.upstream, repr);
-  ngxVar.fe_cache_key = encode(key);
+  const key = encode(cacheKey(gw.version, tenant.id, partition, generations(d, tenant.id, ctype!, other), st.method, st.upstream, repr));
+  const pass = ngx.shared.fe_cache_pass;
+  if (pass !== undefined) {
+    const [marked] = pass.get(key);
+    if (marked !== undefined) {
+      ngxVar.fe_cache = PASS;
+      return undefined;
+    }
+  }
+  ngxVar.fe_cache_key = key;
   ngxVar.fe_cache_accept = ACCEPT[repr];
   ngxVar.fe_cache = THROUGH;
   st.via = st.check === undefined ? entry.loc : entry.loc + "/checked";

@@ -47,3 +47,18 @@ export function isStoredType(contentType: string | string[] | undefined): boolea
   const [, , trimmed] = find(lower(base), "^%s*(.-)%s*$");
   return trimmed !== undefined && STORED_TYPES[trimmed as string] === true;
 }
+
+/**
+ * Whether nginx will store this response at all: a 200 (or a 404 where the location caches
+ * them), no Set-Cookie, a Content-Length within the cap, a FHIR type, no private Cache-Control.
+ * What it will not store is remembered for a while (hit-for-pass, phases/cache), so requests
+ * of the key skip the cache lock: its waiters poll every 500 ms, and for a response that is
+ * never stored every concurrent request of the key would wait for nothing.
+ */
+export function storable(status: number, notFound: boolean, setCookie: unknown, length: string | string[] | undefined, maxEntry: number): boolean {
+  if (status !== 200 && !(status === 404 && notFound)) return false;
+  if (setCookie !== undefined) return false;
+  if (typeof length !== "string") return false;
+  const n = tonumber(length);
+  return n !== undefined && n <= maxEntry;
+}

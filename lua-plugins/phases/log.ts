@@ -19,7 +19,7 @@ const STATUS: Record<string, string> = { HIT: "HIT", MISS: "MISS", EXPIRED: "EXP
 const WENT_UPSTREAM: Record<string, boolean> = { MISS: true, EXPIRED: true, BYPASS: true };
 
 function cacheStatus(mark: string): string {
-  if (mark === "B") return "BYPASS";
+  if (mark === "B" || mark === "P") return "BYPASS";
   if (mark === "C") return STATUS[ngxVar.upstream_cache_status ?? "MISS"] ?? "MISS";
   return STATUS[sub(mark, 2)] ?? "MISS";
 }
@@ -28,7 +28,8 @@ function logCache(labels: string, mark: string): void {
   const status = cacheStatus(mark);
   const served = status === "HIT" || status === "STALE";
   countCache(labels, status, served ? tonumber_(ngxVar.body_bytes_sent ?? "0") ?? 0 : 0);
-  if (WENT_UPSTREAM[status] === true && mark !== "B") {
+  // A hit-for-pass request went upstream around the cache: it pays like a miss.
+  if (mark === "P" || (WENT_UPSTREAM[status] === true && mark !== "B")) {
     const miss = ngxVar.fe_cache_miss;
     if (miss !== undefined && miss !== "") spendMiss(miss);
   }

@@ -66,6 +66,7 @@ interface NgxShared {
   readonly fe_auth?: SharedDict;
   readonly fe_ratelimit?: SharedDict;
   readonly fe_cache_gen?: SharedDict;
+  readonly fe_cache_pass?: SharedDict;
 }
 
 interface NgxTimer {

@@ -119,7 +119,8 @@ describe("freshness", () => {
     ];
     for (const [path, headers] of cases) {
       answers.set(path, () => ({ headers }));
-      expect(await seq(`/plain/fhir${path}`, 3), path).toEqual(["MISS", "MISS", "MISS"]);
+      // Not stored, and then sent around the cache (hit-for-pass) while the mark lasts.
+      expect(await seq(`/plain/fhir${path}`, 3), path).toEqual(["MISS", "BYPASS", "BYPASS"]);
       expect(upstreamCount(path), path).toBe(3);
     }
     // An upstream max-age does not lengthen the policy's TTL, and public is cached as usual.
@@ -156,7 +157,7 @@ describe("freshness", () => {
     ];
     for (const [path, answer, stored] of cases) {
       answers.set(path, () => answer);
-      expect(await seq(`/plain/fhir${path}`, 2), path).toEqual(stored ? ["MISS", "HIT"] : ["MISS", "MISS"]);
+      expect(await seq(`/plain/fhir${path}`, 2), path).toEqual(stored ? ["MISS", "HIT"] : ["MISS", "BYPASS"]);
     }
   });
 });
@@ -180,6 +181,22 @@ describe("stale entries and stampedes", () => {
     failing = true;
     await new Promise((r) => setTimeout(r, 2100));
     expect((await get("/plain/fhir/Observation/flaky")).status).toBe(503);
+  });
+
+  it("sends the requests of a key whose response is not stored around the cache for a while (hit-for-pass), so they never queue on its lock", async () => {
+    answers.set("/ValueSet/private-slow", () => ({ delayMs: 150, headers: { "cache-control": "private" } }));
+    expect((await get("/plain/fhir/ValueSet/private-slow")).cache).toBe("MISS");
+    const start = Date.now();
+    const all = await Promise.all(Array.from({ length: 10 }, async () => {
+      const t = Date.now();
+      const r = await get("/plain/fhir/ValueSet/private-slow");
+      return { cache: r.cache, ms: Date.now() - t };
+    }));
+    // Through the lock, nine of them would wait for its 500 ms poll.
+    expect(all.map((r) => r.cache)).toEqual(Array(10).fill("BYPASS"));
+    expect(Math.max(...all.map((r) => r.ms))).toBeLessThan(450);
+    expect(Date.now() - start).toBeLessThan(450);
+    expect(upstreamCount("/ValueSet/private-slow")).toBe(11);
   });
 
   it("sends one request upstream for many concurrent misses of one key", async () => {
