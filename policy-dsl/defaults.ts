@@ -27,7 +27,7 @@ export const DEFAULTS = {
   burstSeconds: 10,
   ratelimit: { store: "local", dictSize: megabytes(8) },
   redis: { timeout: milliseconds(50), poolSize: 16, idleTimeout: seconds(60), retryAfter: seconds(1) },
-  cache: { keysZone: megabytes(10), maxSize: megabytes(256), maxEntry: megabytes(1), inactive: seconds(600), lockTimeout: seconds(5) },
+  cache: { keysZone: megabytes(10), maxSize: megabytes(256), maxEntry: megabytes(1), inactive: seconds(600), lockTimeout: seconds(1) },
   /** Lua pattern the runtime applies to a client's request id before trusting it. */
   requestIdPattern: "^[%w%._:%-]+$",
 } as const;

@@ -209,7 +209,10 @@ export interface CacheProps {
   readonly inactive?: Duration;
   /**
    * While one request fetches a key, others for the same key wait up to this long for it
-   * (proxy_cache_lock), then go to the upstream themselves. @default seconds(5)
+   * (proxy_cache_lock), then go to the upstream themselves. They look every 500 ms, one at a
+   * time, and when the response turns out not to be storable they have waited for nothing
+   * (hit-for-pass then spares the key's later requests): longer protects a slow upstream from
+   * a stampede better, shorter bounds that wait. @default seconds(1)
    */
   readonly lockTimeout?: Duration;
 }

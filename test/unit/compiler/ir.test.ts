@@ -145,7 +145,7 @@ describe("lowering to the IR", () => {
       max_size_bytes: 256 * 1024 * 1024,
       max_entry_bytes: 1024 * 1024,
       inactive_s: 30,
-      lock_timeout_ms: 5000,
+      lock_timeout_ms: 1000,
       locations: [
         { loc: "/__fe_cache/0", ttl_s: 300, not_found_s: null, stale: false },
         { loc: "/__fe_cache/1", ttl_s: 2, not_found_s: null, stale: false },
