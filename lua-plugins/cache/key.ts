@@ -4,6 +4,7 @@
  * (and is tested) under plain LuaJIT too.
  */
 import { sha256 } from "../auth/crypto";
+import { isComplex } from "../fhir/cost";
 
 const find = string.find;
 const sub = string.sub;
@@ -62,12 +63,7 @@ export function readsOtherTypes(query: string | undefined): boolean {
     const stop = amp === undefined ? n : amp - 1;
     const [eq] = find(query, "=", start, true);
     const nameEnd = eq === undefined || eq > stop ? stop : eq - 1;
-    const name = sub(query, start, nameEnd);
-    const [colon] = find(name, ":", 1, true);
-    const base = colon === undefined ? name : sub(name, 1, colon - 1);
-    if (base === "_include" || base === "_revinclude" || base === "_has") return true;
-    const [dot] = find(name, ".", 1, true);
-    if (dot !== undefined) return true;
+    if (isComplex(sub(query, start, nameEnd))) return true;
     start = stop + 2;
   }
   return false;

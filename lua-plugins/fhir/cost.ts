@@ -61,8 +61,11 @@ function countOf(raw: string): number {
   return v.length > 9 ? 1e9 : tonumber_(v)!;
 }
 
-/** One parameter's name makes the search expensive: includes, chains, reverse chains. */
-function isComplex(name: string): boolean {
+/**
+ * One parameter's name makes the search expensive, and its results reach other types:
+ * includes, chains, reverse chains (also the cache's reading, cache/key.readsOtherTypes).
+ */
+export function isComplex(name: string): boolean {
   const [colon] = find(name, ":", 1, true);
   const base = colon === undefined ? name : sub(name, 1, colon - 1);
   if (base === "_include" || base === "_revinclude" || base === "_has") return true;

@@ -20,6 +20,7 @@
  * distinct users are forged tokens signed with the server's own key.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { prng } from "../../demo/prng.ts";
 import { seconds, type PolicyInput } from "../../policy-dsl/index.ts";
 import { TEST_AUDIENCE } from "../harness/auth-constants.ts";
 import { forge, goodClaims, mint } from "../harness/authz-client.ts";
@@ -58,17 +59,6 @@ function policy(): PolicyInput {
   };
 }
 
-/** mulberry32, as the upstream seeds with: the same plan every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FhirResource {
   readonly resourceType: string;

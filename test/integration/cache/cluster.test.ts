@@ -4,51 +4,22 @@
  * node's within about two sync intervals (cache/cluster); with Redis stopped, each node still
  * invalidates on its own writes, and once Redis is back the other node catches up.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, seconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
-import { freePort } from "../../harness/ports.ts";
+import { startRedisServer, waitFor, type RedisServer } from "../../harness/redis.ts";
 import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 
-let redisPort = 0;
-let redis: ChildProcess | undefined;
+let redis: RedisServer;
 let upstream: Recorder | undefined;
 let a: OwnGateway;
 let b: OwnGateway;
 let serial = 0;
 
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redisPort), ...args], { encoding: "utf8" }).stdout.trim();
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<number> {
-  const start = Date.now();
-  while (!(await cond())) {
-    if (Date.now() - start > ms) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return Date.now() - start;
-}
-
-async function startRedis(): Promise<void> {
-  redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  await waitFor(() => redisCli("PING") === "PONG", 5000);
-}
-
-async function stopRedis(): Promise<void> {
-  const r = redis;
-  redis = undefined;
-  if (r === undefined || r.exitCode !== null) return;
-  const exited = new Promise((res) => r.once("exit", res));
-  r.kill("SIGKILL");
-  await exited;
-}
-
 function policy(name: string, url: string): PolicyInput {
   return {
     name,
-    limits: { store: "redis", redis: { url: `redis://127.0.0.1:${redisPort}`, nodes: 2, timeout: milliseconds(500), retryAfter: seconds(1) } },
+    limits: { store: "redis", redis: { url: `${redis.url}`, nodes: 2, timeout: milliseconds(500), retryAfter: seconds(1) } },
     tenants: [{ id: "c", pathPrefix: "/c", upstream: { url: `${url}/c` }, anonymous: true, cache: { ttl: { ValueSet: seconds(300) } } }],
   };
 }
@@ -73,8 +44,7 @@ async function warm(): Promise<void> {
 }
 
 beforeAll(async () => {
-  redisPort = await freePort();
-  await startRedis();
+  redis = await startRedisServer();
   // Every answer differs, so a test can tell a fresh fetch from a cached one.
   upstream = await startRecorder(() => ({ status: 200, body: JSON.stringify({ resourceType: "ValueSet", id: "1", serial: ++serial }) }));
   a = await startGateway(policy("cache-cluster-a", upstream.url), { workers: 2 });
@@ -86,7 +56,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await a?.stop();
   await b?.stop();
-  await stopRedis();
+  await redis.stop();
   await upstream?.close();
 });
 
@@ -100,18 +70,18 @@ describe("cache generations in Redis", () => {
     expect(ms).toBeLessThan(2500);
     // Then both cache again.
     await warm();
-    expect(Number(redisCli("GET", "fe:gen:c\tValueSet"))).toBeGreaterThan(0);
+    expect(Number(redis.cli("GET", "fe:gen:c\tValueSet"))).toBeGreaterThan(0);
   });
 
   it("without Redis each node still invalidates on its own writes, and the other catches up when it is back", async () => {
     await warm();
-    await stopRedis();
+    await redis.stop();
     expect(await write(b)).toBe(200);
     expect((await read(b)).cache).toBe("MISS");
     // Node a cannot hear of it: its entry stays, bounded by the TTL.
     await new Promise((r) => setTimeout(r, 1200));
     expect((await read(a)).cache).toBe("HIT");
-    await startRedis();
+    await redis.start();
     const ms = await waitFor(async () => (await read(a)).cache !== "HIT", 5000);
     console.log(`cache cluster: after Redis came back, the other node missed in ${ms} ms`);
     expect(a.newSeriousLines()).toEqual([]);

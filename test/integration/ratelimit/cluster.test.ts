@@ -9,14 +9,13 @@
  * What reached the upstream is counted there, per gateway (each sends its own bundle version in
  * X-Policy-Version).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, perMinute, perSecond, seconds, tokens, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { startRecorder, type Recorder } from "../../harness/recorder.ts";
-import { freePort } from "../../harness/ports.ts";
+import { startRedisServer, waitFor, type RedisServer } from "../../harness/redis.ts";
 
 const RATE = 100;
 const BURST = 50;
@@ -37,38 +36,11 @@ const SEARCH_BURST = 15;
  */
 const SYNC_SLACK = (2 - 1) * (BURST + (RATE * SYNC_MS) / 1000);
 
-let redisPort = 0;
-let redis: ChildProcess | undefined;
+let redis: RedisServer;
 let upstream: Recorder | undefined;
 const seen = new Map<string, number>();
 const mixSeen = new Map<string, number>();
 let upstreamUrl = "";
-
-function startRedis(): Promise<void> {
-  redis = spawn("redis-server", ["--port", String(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
-  return waitFor(() => redisCli("PING") === "PONG", 5000);
-}
-
-function redisCli(...args: string[]): string {
-  return spawnSync("redis-cli", ["-p", String(redisPort), ...args], { encoding: "utf8" }).stdout.trim();
-}
-
-async function stopRedis(): Promise<void> {
-  const r = redis;
-  redis = undefined;
-  if (r === undefined || r.exitCode !== null) return;
-  const exited = new Promise((res) => r.once("exit", res));
-  r.kill("SIGKILL");
-  await exited;
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 type Mode = "script" | "sync";
 
@@ -78,7 +50,7 @@ function policy(name: string, upstreamUrl: string, mode: Mode): PolicyInput {
     // A generous timeout: on this shared 2-core machine a call can take 50 ms under load, and a
     // timeout is a fallback episode (each node's local bucket starts full). Stopped Redis
     // refuses connections at once, so the fallback tests do not wait on it.
-    limits: { store: "redis", redis: { url: `redis://127.0.0.1:${redisPort}`, nodes: 2, timeout: milliseconds(1000), retryAfter: seconds(1), ...(mode === "sync" ? { sync: milliseconds(SYNC_MS) } : {}) } },
+    limits: { store: "redis", redis: { url: `${redis.url}`, nodes: 2, timeout: milliseconds(1000), retryAfter: seconds(1), ...(mode === "sync" ? { sync: milliseconds(SYNC_MS) } : {}) } },
     tenants: [
       { id: "t", pathPrefix: "/t", anonymous: true, upstream: { url: upstreamUrl }, budgets: [{ id: "global", rate: perSecond(RATE), burst: tokens(BURST) }] },
       {
@@ -153,8 +125,7 @@ async function metric(g: OwnGateway, name: string): Promise<number[]> {
 }
 
 beforeAll(async () => {
-  redisPort = await freePort();
-  await startRedis();
+  redis = await startRedisServer();
   upstream = await startRecorder((req) => {
     if ((req.url ?? "").startsWith("/mix/")) {
       const kind = (req.url ?? "").includes("?") ? "search" : "read";
@@ -168,7 +139,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await stopRedis();
+  await redis.stop();
   await upstream?.close();
 });
 
@@ -176,8 +147,8 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
   let a: OwnGateway;
   let b: OwnGateway;
   beforeAll(async () => {
-    if (redis === undefined) await startRedis();
-    redisCli("FLUSHALL");
+    if (!redis.running()) await redis.start();
+    redis.cli("FLUSHALL");
     a = await startGateway(policy("cluster-a", upstreamUrl, mode));
     b = await startGateway(policy("cluster-b", upstreamUrl, mode));
   });
@@ -201,7 +172,7 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
     }
     // Both nodes were admitted from the one bucket: neither had a budget of its own.
     expect([...seen.values()].every((n) => n > got / 4)).toBe(true);
-    expect(Number(redisCli("DBSIZE"))).toBeGreaterThan(0);
+    expect(Number(redis.cli("DBSIZE"))).toBeGreaterThan(0);
     await new Promise((res) => setTimeout(res, 700));
     for (const g of [a, b]) expect(await metric(g, "fe_ratelimit_fallback_total")).toEqual([0]);
     expect(a.newSeriousLines()).toEqual([]);
@@ -241,7 +212,7 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
   });
 
   it("with Redis stopped each node limits alone at its share, nothing 500s, and the fallback is counted and logged once per interval", async () => {
-    await stopRedis();
+    await redis.stop();
     seen.clear();
     const r = await load([a, b], CONNECTIONS, 2500);
     const perNode = BURST / 2 + (RATE / 2) * (r.ms / 1000);
@@ -272,12 +243,12 @@ describe.each(["script", "sync"] as const)("cluster budgets in Redis, %s", (mode
   });
 
   it("when Redis is back, the nodes use it again by themselves", async () => {
-    await startRedis();
+    await redis.start();
     // The workers try Redis again one retryAfter (1 s) after their last failure.
     await waitFor(async () => {
       await fetch(`${a.url}/t/fhir/Patient/1`);
       await fetch(`${b.url}/t/fhir/Patient/1`);
-      return Number(redisCli("DBSIZE")) > 0;
+      return Number(redis.cli("DBSIZE")) > 0;
     }, 5000);
     await new Promise((res) => setTimeout(res, 1200));
     seen.clear();
