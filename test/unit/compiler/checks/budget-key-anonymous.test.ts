@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { budgetKeyAnonymous } from "../../../../compiler/checks/budget-key-anonymous.ts";
-import { perMinute, type BudgetKey, type BudgetProps } from "../../../../policy-dsl/index.ts";
+import { perMinute, seconds, type BudgetKey, type BudgetProps } from "../../../../policy-dsl/index.ts";
 import { policy, tenant } from "../policy-builders.ts";
 
 const budget = (per?: BudgetKey[]): BudgetProps => ({ id: "b", rate: perMinute(600), ...(per === undefined ? {} : { per }) });
@@ -24,5 +24,14 @@ describe("FE2604 budget-key-anonymous", () => {
     ]);
     expect(ds[0]?.message).toBe('"client_id" comes from a token, and the anonymous tenant has none: the budget would never apply');
     expect(ds[0]?.hint).toBe('key it by "tenant" or "class", or give the tenant issuers');
+  });
+});
+
+describe("FE2604 on a cache's miss budget", () => {
+  it("reports a miss budget keyed by a token's value on an anonymous tenant", () => {
+    const ds = budgetKeyAnonymous.check(policy([tenant("a"), tenant("b", { cache: { ttl: { ValueSet: seconds(5) }, missBudget: { id: "m", per: ["client_id"], rate: perMinute(60) } } })]));
+    expect(ds.map((d) => `${d.code} ${d.path}: ${d.message} (${d.hint ?? ""})`)).toEqual([
+      'FE2604 tenants[1].cache.missBudget.per[0]: "client_id" comes from a token, and the anonymous tenant has none: the budget would never apply (key it by "tenant" or "class", or give the tenant issuers)',
+    ]);
   });
 });
