@@ -10,14 +10,12 @@
  */
 import * as policy from "../generated/policy";
 import { clusterEnabled, evalScript, redisReady } from "../ratelimit/redis";
-import { ALL_TYPES, genKey } from "./gen";
+import { ALL_TYPES, DIRTY, genKey, remoteKey } from "./gen";
 
 /** Generations are kept in Redis too. */
 export const clustered = clusterEnabled && policy.cache !== undefined;
 export const SYNC_EVERY = 1;
 
-export const DIRTY = "d\t";
-export const REMOTE = "r\t";
 const REDIS_PREFIX = "fe:gen:";
 
 /** Every generation key of the policy: each caching tenant's types and its `*`. */
@@ -75,6 +73,6 @@ export function syncGenerations(this: void, premature: boolean): void {
   }
   for (let j = 0; j < allKeys.length; j++) {
     const v = res[j + 1];
-    d.set(REMOTE + allKeys[j]!, epoch + "/" + (typeof v === "string" ? v : "0"));
+    d.set(remoteKey(allKeys[j]!), epoch + "/" + (typeof v === "string" ? v : "0"));
   }
 }

@@ -29,6 +29,22 @@ export function genKey(tenant: string, type: string): string {
 
 export const ALL_TYPES = "*";
 
+/** Dict key prefixes of the cluster's copy (cache/cluster): a count marked for the next push, and the count last read from Redis. */
+export const DIRTY = "d\t";
+export const REMOTE = "r\t";
+
+/** `r\t<key>` per generation key, built once (tenants x cached types). */
+const remoteKeys = new LuaTable<string, string>();
+
+export function remoteKey(key: string): string {
+  let k = remoteKeys.get(key);
+  if (k === undefined) {
+    k = REMOTE + key;
+    remoteKeys.set(key, k);
+  }
+  return k;
+}
+
 /**
  * The generation in the key: this node's count, and with `clustered` (cache/cluster) also
  * the cluster's, `<epoch>/<count>` as last read from Redis (`r\t<key>`).
@@ -37,7 +53,7 @@ export function generation(d: SharedDict, key: string, clustered: boolean): stri
   const [own] = d.get(key);
   const local = typeof own === "number" ? tostring(own) : "0";
   if (!clustered) return local;
-  const [remote] = d.get("r\t" + key);
+  const [remote] = d.get(remoteKey(key));
   return local + ":" + (typeof remote === "string" ? remote : "-");
 }
 
@@ -52,7 +68,7 @@ export function bumpAll(d: SharedDict, list: string, clustered: boolean): boolea
     const [v] = d.incr(k, 1, 0);
     if (v === undefined) ok = false;
     if (clustered) {
-      const [m] = d.incr("d\t" + k, 1, 0);
+      const [m] = d.incr(DIRTY + k, 1, 0);
       if (m === undefined) ok = false;
     }
   }
