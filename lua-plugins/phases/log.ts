@@ -11,25 +11,18 @@ import { spendMiss } from "../cache/miss";
 const ngxVar = ngx.var;
 const NONE = "none\tnone\tnone";
 const tonumber_ = tonumber;
-const sub = string.sub;
 
-/** $upstream_cache_status as X-Cache says it (the conf's fe_x_cache map, for the log phase). */
-const STATUS: Record<string, string> = { HIT: "HIT", MISS: "MISS", EXPIRED: "EXPIRED", STALE: "STALE", UPDATING: "STALE", REVALIDATED: "HIT", BYPASS: "BYPASS" };
-/** What sent the request to the upstream, so the miss budget pays. */
-const WENT_UPSTREAM: Record<string, boolean> = { MISS: true, EXPIRED: true, BYPASS: true };
-
-function cacheStatus(mark: string): string {
-  if (mark === "B" || mark === "P") return "BYPASS";
-  if (mark === "C") return STATUS[ngxVar.upstream_cache_status ?? "MISS"] ?? "MISS";
-  return STATUS[sub(mark, 2)] ?? "MISS";
-}
-
+/**
+ * What the cache did, as X-Cache says it (`$fe_x_cache`, the conf's map, already evaluated
+ * for the header), and the miss budget's spending when the cache went to the upstream: a MISS
+ * or EXPIRED entry, or a hit-for-pass request (`P`) sent around it.
+ */
 function logCache(labels: string, mark: string): void {
-  const status = cacheStatus(mark);
+  const status = ngxVar.fe_x_cache;
+  if (status === undefined || status === "") return;
   const served = status === "HIT" || status === "STALE";
   countCache(labels, status, served ? tonumber_(ngxVar.body_bytes_sent ?? "0") ?? 0 : 0);
-  // A hit-for-pass request went upstream around the cache: it pays like a miss.
-  if (mark === "P" || (WENT_UPSTREAM[status] === true && mark !== "B")) {
+  if (status === "MISS" || status === "EXPIRED" || mark === "P") {
     const miss = ngxVar.fe_cache_miss;
     if (miss !== undefined && miss !== "") spendMiss(miss);
   }
