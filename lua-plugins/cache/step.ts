@@ -18,7 +18,7 @@ import { ACCEPT, cacheKey, formatOf, readsOtherTypes, representation } from "./k
 import { ALL_TYPES, genKey, generation } from "./gen";
 import { clustered } from "./cluster";
 import { debtOf, waitFor, type BucketDict } from "../ratelimit/bucket";
-import { keyOf, missByTenant, ORIGIN, type Budget } from "../ratelimit/budgets";
+import { count, keyOf, missByTenant, ORIGIN, type Budget } from "../ratelimit/budgets";
 import { throttled } from "../ratelimit/verdict";
 
 const ngxVar = ngx.var;
@@ -115,7 +115,11 @@ function missBudget(st: RequestState, b: Budget, klass: string): Verdict {
   const d = ngx.shared.fe_ratelimit as unknown as BucketDict | undefined;
   if (d === undefined) return undefined;
   const debt = debtOf(d, key, ngx.now() - ORIGIN, b.rate);
-  if (debt + cost > b.burst && !b.shadow) return throttled(b, waitFor(debt + cost, b.burst, b.rate));
+  if (debt + cost > b.burst) {
+    // Counted as the other budgets' decisions are (fe_ratelimit_decisions_total); shadow only counts.
+    count(b, b.shadow ? "shadow_refused" : "refused");
+    if (!b.shadow) return throttled(b, waitFor(debt + cost, b.burst, b.rate));
+  }
   ngxVar.fe_cache_miss = tostring(b.rate) + "\t" + tostring(cost) + "\t" + key;
   return undefined;
 }

@@ -67,6 +67,13 @@ describe("the cache-miss budget", () => {
   it("in shadow mode only counts", async () => {
     for (let i = 1; i <= 10; i++) expect((await get(`/s/fhir/ValueSet/${i}`)).status).toBe(200);
     expect(received.filter((u) => u.startsWith("/s/ValueSet/")).length).toBe(10);
+    // The burst of 6 paid for six misses; the other four are would-be 429s, counted as such,
+    // as the enforced tenant's refusals are.
+    await new Promise((r) => setTimeout(r, 700));
+    const text = await gw.metrics();
+    const decisions = (tenant: string, outcome: string): number => Number(new RegExp(`fe_ratelimit_decisions_total\\{tenant="${tenant}",budget="misses",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? "0");
+    expect(decisions("s", "shadow_refused")).toBe(4);
+    expect(decisions("m", "refused")).toBe(2);
     expect(gw.newSeriousLines()).toEqual([]);
   });
 });
