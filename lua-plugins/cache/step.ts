@@ -12,7 +12,7 @@
 import * as gw from "../core/gateway";
 import type { RequestState, Verdict } from "../core/request";
 import type { Classification } from "../fhir/classify";
-import type { TenantIR } from "../generated/policy";
+import type { TenantCacheIR, TenantIR } from "../generated/policy";
 import { heldPatient } from "../scopes/authorize";
 import { ACCEPT, cacheKey, formatOf, readsOtherTypes, representation } from "./key";
 import { ALL_TYPES, genKey, generation } from "./gen";
@@ -33,6 +33,12 @@ const WRITES: Record<string, boolean> = { "create": true, "update": true, "patch
 function cacheType(c: Classification): string | undefined {
   if (c.interaction === "capabilities") return "metadata";
   return c.resource_type;
+}
+
+/** The tenant's cache entry for the request's type: its location and whether it is shared; undefined when the type is not cached. */
+function entryOf(cache: TenantCacheIR, c: Classification): { readonly loc: string; readonly shared: boolean } | undefined {
+  const ctype = cacheType(c);
+  return ctype === undefined ? undefined : cache.types.get(ctype);
 }
 
 /**
@@ -142,8 +148,7 @@ export function planCache(st: RequestState): Verdict {
   if (tenant === undefined || c === undefined) return undefined;
   const cache = tenant.cache;
   if (cache === undefined) return undefined;
-  const ctype = cacheType(c);
-  const entry = ctype === undefined ? undefined : cache.types.get(ctype);
+  const entry = entryOf(cache, c);
   // A cached type: every response says what the cache did.
   if (entry !== undefined) ngxVar.fe_cache = BYPASS;
   if (WRITES[c.interaction] === true || c.interaction === "batch" || (st.method === "POST" && c.interaction !== "search-type")) {
@@ -171,7 +176,7 @@ export function planCache(st: RequestState): Verdict {
     const v = missBudget(st, miss, c.interaction === "search-type" ? "search" : "read");
     if (v !== undefined) return v;
   }
-  const key = encode(cacheKey(gw.version, tenant.id, partition, generations(d, tenant.id, ctype!, other), st.method, st.upstream, repr));
+  const key = encode(cacheKey(gw.version, tenant.id, partition, generations(d, tenant.id, cacheType(c)!, other), st.method, st.upstream, repr));
   const pass = ngx.shared.fe_cache_pass;
   if (pass !== undefined) {
     const [marked] = pass.get(key);
@@ -192,8 +197,7 @@ export function markRefused(st: RequestState): void {
   const tenant = st.tenant;
   const c = st.c;
   if (tenant === undefined || c === undefined || tenant.cache === undefined) return;
-  const ctype = cacheType(c);
-  if (ctype !== undefined && tenant.cache.types.get(ctype) !== undefined) ngxVar.fe_cache = BYPASS;
+  if (entryOf(tenant.cache, c) !== undefined) ngxVar.fe_cache = BYPASS;
 }
 
 /** The last step: on to the cache or write location, when planCache chose one (a checked read has been sent already). */
