@@ -3,7 +3,7 @@
  * `<state>/bundles/<version>/`. The version is a sha256 over every input, so the same inputs give
  * the same version and an existing bundle is reused as is.
  */
-import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_BUILD_OPTIONS, gatewayConf, type BuildOptions } from "../nginx/gateway-conf.ts";
@@ -12,7 +12,7 @@ import type { Diagnostic } from "./diagnostics.ts";
 import { buildPlugins } from "./emit/plugins.ts";
 import { policyLuaModule } from "./emit/policy-lua.ts";
 import { fhirR4LuaModule } from "./fhir-data.ts";
-import { lowerPolicy, type PolicyIR } from "./ir.ts";
+import { lowerPolicy, resolveAuditPaths, type PolicyIR } from "./ir.ts";
 import { loadPolicy, sha256 } from "./load.ts";
 import { findRuntime, type RuntimeInfo } from "./runtime.ts";
 import { validatePolicy } from "./validate.ts";
@@ -87,6 +87,31 @@ export function ensureStateDirs(stateDir: string): void {
   }
 }
 
+/** The uid and gid nginx's workers run as when it starts as root (no `user` directive: nobody). */
+function workerIds(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  try {
+    const line = readFileSync("/etc/passwd", "utf8").split("\n").find((l) => l.startsWith("nobody:"));
+    const parts = line?.split(":");
+    if (parts === undefined || parts.length < 4) return undefined;
+    return { uid: Number(parts[2]), gid: Number(parts[3]) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The spool and file sink directories, writable by the workers (they write there, the master does not). */
+export function ensureAuditDirs(audit: PolicyIR["audit"]): void {
+  if (audit === null) return;
+  const ids = workerIds();
+  for (const dir of [audit.spool_dir, `${audit.spool_dir}/cursors`, ...audit.sinks.flatMap((s) => (s.kind === "file" ? [s.dir] : []))]) {
+    // Parents stay 0755 (traversable by the workers); the directories themselves are theirs.
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chmodSync(dir, 0o750);
+    if (ids !== undefined) chownSync(dir, ids.uid, ids.gid);
+  }
+}
+
 export async function buildBundle(params: BuildBundleParams): Promise<BundleResult> {
   const stateDir = path.resolve(params.stateDir);
   const options: BuildOptions = { ...DEFAULT_BUILD_OPTIONS, ...params.options };
@@ -114,9 +139,10 @@ export async function buildBundle(params: BuildBundleParams): Promise<BundleResu
       target: { stateDir, runtime },
     }),
   );
-  const finalIr: PolicyIR = { ...ir, version };
+  const finalIr: PolicyIR = { ...ir, version, audit: resolveAuditPaths(ir.audit, stateDir) };
   const dir = path.join(stateDir, "bundles", version);
   ensureStateDirs(stateDir);
+  ensureAuditDirs(finalIr.audit);
   if (existsSync(path.join(dir, "manifest.json"))) return { version, dir, diagnostics: [], ir: finalIr, reused: true };
 
   const tmp = path.join(stateDir, "bundles", `.tmp-${version.slice(0, 12)}-${process.pid}-${Date.now()}`);

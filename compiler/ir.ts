@@ -2,7 +2,7 @@
  * The IR: the only thing the Lua runtime knows about a policy (docs/internals.md). Plain JSON,
  * snake_case so Lua reads it as is, every default applied, nothing optional but explicit nulls.
  */
-import { BUILTIN_STRIP_HEADERS, DEFAULTS, SHARED_TYPES, type BudgetKey, type BudgetProps, type CostProps, type InteractionClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode } from "../policy-dsl/index.ts";
+import { BUILTIN_STRIP_HEADERS, DEFAULTS, SHARED_TYPES, type BudgetKey, type BudgetProps, type CostProps, type InteractionClass, type IssuerProps, type JwtAlg, type PolicyInput, type ResolutionMode, type RouteProps, type TenantProps, type TokenCacheClass, type ValidationMode, type AuthorizationMode, type AuditProps, type AuditSinkProps } from "../policy-dsl/index.ts";
 
 export interface PolicyIR {
   ir_version: 1;
@@ -17,6 +17,8 @@ export interface PolicyIR {
   metrics: { max_series: number };
   /** The response cache's storage; null when no tenant caches anything. */
   cache: CacheIR | null;
+  /** The audit trail; null without one. Paths are absolute once the bundler has resolved them. */
+  audit: AuditIR | null;
   token_cache: { short_s: number; long_s: number; negative_s: number };
   issuers: IssuerIR[];
   /** One internal nginx location per (issuer, origin) the gateway calls; see nginx/gateway-conf. */
@@ -113,6 +115,47 @@ export interface TenantCacheIR {
   types: Record<string, { loc: string; shared: boolean }>;
   /** Spent only by requests the cache sends to the upstream. */
   miss_budget: BudgetIR | null;
+}
+
+export interface AuditIR {
+  /** The spool directory; "" until the bundler resolves the default under the state dir. */
+  spool_dir: string;
+  key_file: string;
+  key_id: string;
+  query_values: "omit" | "hmac";
+  flush_ms: number;
+  batch_events: number;
+  batch_bytes: number;
+  buffer_bytes: number;
+  checkpoint_every: number;
+  checkpoint_ms: number;
+  max_bytes: number;
+  segment_bytes: number;
+  at_limit: "fail-closed" | "drop-oldest";
+  durable: "write"[];
+  fsync: boolean;
+  sinks: AuditSinkIR[];
+}
+
+export type AuditSinkIR =
+  | { id: string; kind: "file"; dir: string; records: "all" | "checkpoints"; rotate_bytes: number; keep: number }
+  | AuditHttpSinkIR;
+
+/** An HTTP or FHIR sink: reached from a timer with a cosocket, so its URL is taken apart here. */
+export interface AuditHttpSinkIR {
+  id: string;
+  kind: "http" | "fhir";
+  url: string;
+  scheme: "http" | "https";
+  /** Host to connect to: a literal address, or a name for the conf's resolver. */
+  host: string;
+  port: number;
+  /** The Host header. */
+  host_header: string;
+  /** Path of the POST: the URL's for http, the base for fhir (the Bundle goes to the base). */
+  path: string;
+  headers: Record<string, string>;
+  timeout_ms: number;
 }
 
 export interface CostsIR {
@@ -406,6 +449,61 @@ function lowerIssuers(issuers: readonly IssuerProps[]): { issuers: IssuerIR[]; l
   return { issuers: out, locations };
 }
 
+function lowerSink(s: AuditSinkProps): AuditSinkIR {
+  const d = DEFAULTS.audit.sink;
+  if (s.kind === "file") return { id: s.id, kind: "file", dir: s.dir ?? "", records: s.records ?? "all", rotate_bytes: (s.rotateSize ?? d.rotateSize).bytes, keep: s.keep ?? d.keep };
+  const u = new URL(s.url);
+  const scheme = u.protocol === "https:" ? "https" : "http";
+  const port = u.port === "" ? (scheme === "https" ? 443 : 80) : Number(u.port);
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  return {
+    id: s.id,
+    kind: s.kind,
+    url: s.url,
+    scheme,
+    host: host === "localhost" ? "127.0.0.1" : host,
+    port,
+    host_header: u.host,
+    path: u.pathname === "" ? "/" : u.pathname,
+    headers: { ...(s.headers ?? {}) },
+    timeout_ms: (s.timeout ?? d.timeout).ms,
+  };
+}
+
+function lowerAudit(a: AuditProps | undefined): AuditIR | null {
+  if (a === undefined) return null;
+  const d = DEFAULTS.audit;
+  return {
+    spool_dir: a.spoolDir ?? "",
+    key_file: a.keyFile,
+    key_id: a.keyId ?? d.keyId,
+    query_values: a.queryValues ?? d.queryValues,
+    flush_ms: (a.flushEvery ?? d.flushEvery).ms,
+    batch_events: a.batchEvents ?? d.batchEvents,
+    batch_bytes: (a.batchBytes ?? d.batchBytes).bytes,
+    buffer_bytes: (a.bufferSize ?? d.bufferSize).bytes,
+    checkpoint_every: a.checkpointEvery ?? d.checkpointEvery,
+    checkpoint_ms: (a.checkpointInterval ?? d.checkpointInterval).ms,
+    max_bytes: (a.spoolSize ?? d.spoolSize).bytes,
+    segment_bytes: (a.segmentSize ?? d.segmentSize).bytes,
+    at_limit: a.atLimit ?? d.atLimit,
+    durable: [...(a.durable ?? [])],
+    fsync: a.fsync ?? false,
+    sinks: (a.sinks ?? []).map(lowerSink),
+  };
+}
+
+/** The audit paths that default under the state dir, made absolute (the bundler knows the state dir). */
+export function resolveAuditPaths(a: AuditIR | null, stateDir: string): AuditIR | null {
+  if (a === null) return null;
+  const under = (p: string, dflt: string): string => (p === "" ? `${stateDir}/audit/${dflt}` : p.startsWith("/") ? p : `${stateDir}/${p}`);
+  return {
+    ...a,
+    spool_dir: under(a.spool_dir, "spool"),
+    sinks: a.sinks.map((s) => (s.kind === "file" ? { ...s, dir: under(s.dir, s.id) } : s)),
+  };
+}
+
 /** Lowers a policy that passed validation; on an unvalidated one it may throw. */
 export function lowerPolicy(p: PolicyInput): PolicyIR {
   const strip = new Set<string>(BUILTIN_STRIP_HEADERS);
@@ -430,6 +528,7 @@ export function lowerPolicy(p: PolicyInput): PolicyIR {
     ratelimit: lowerRateLimit(p),
     metrics: { max_series: p.metrics?.maxSeries ?? DEFAULTS.maxSeries },
     cache: lowerCache(p, locs),
+    audit: lowerAudit(p.audit),
     token_cache: {
       short_s: secs((tc?.shortTtl ?? DEFAULTS.tokenCache.shortTtl).ms),
       long_s: secs((tc?.longTtl ?? DEFAULTS.tokenCache.longTtl).ms),

@@ -114,6 +114,14 @@ export function cacheLocations(ir: PolicyIR, proxy: readonly ConfNode[]): ConfNo
     out.push(block("location", ["=", l.loc], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", `require("phases.cache").stored(${l.not_found_s !== null})`)]));
     out.push(block("location", ["=", `${l.loc}/checked`], [d("internal"), ...cacheProxy(proxy), ...cacheDirectives(c, l), lua("header_filter_by_lua_block", `require("phases.cache").checked(${l.not_found_s !== null})`)]));
   }
-  out.push(block("location", ["=", "/__fe_write"], [d("internal"), ...proxy, lua("header_filter_by_lua_block", 'require("phases.cache").written()')]));
+  out.push(writeLocation(proxy));
   return out;
+}
+
+/**
+ * `/__fe_write`: writes of a caching tenant (the header filter bumps the generations) and of
+ * the audit's `durable` classes (it writes their event), before the client sees the response.
+ */
+export function writeLocation(proxy: readonly ConfNode[]): ConfNode {
+  return block("location", ["=", "/__fe_write"], [d("internal"), ...proxy, lua("header_filter_by_lua_block", 'require("phases.write").headers()')]);
 }

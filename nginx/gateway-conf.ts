@@ -2,10 +2,11 @@
  * The nginx.conf of a bundle, per the contract in docs/internals.md. Everything is absolute or
  * under the state dir, so the conf never depends on /etc/nginx.
  */
+import { readFileSync } from "node:fs";
 import type { PolicyIR } from "../compiler/ir.ts";
 import { FE_VARS, type FeVar } from "../lua-plugins/core/vars.ts";
 import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "./model.ts";
-import { cacheHttp, cacheLocations, cacheMaps, IGNORED_ALWAYS } from "./cache-conf.ts";
+import { cacheHttp, cacheLocations, cacheMaps, IGNORED_ALWAYS, writeLocation } from "./cache-conf.ts";
 
 const FE_VAR_NAMES = Object.keys(FE_VARS) as FeVar[];
 
@@ -200,6 +201,43 @@ function floorLocations(ir: PolicyIR, body: readonly ConfNode[]): ConfNode[] {
   });
 }
 
+/** Hosts named by an address need no resolver; others use the machine's (ngx cosockets resolve only through `resolver`). */
+function isAddress(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(":");
+}
+
+function nameservers(): string[] {
+  try {
+    return readFileSync("/etc/resolv.conf", "utf8")
+      .split("\n")
+      .map((l) => /^\s*nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map((x) => (x.includes(":") ? `[${x}]` : x));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The audit trail's shared state (spool size, the shipper's lock, counters), and what its
+ * HTTP and FHIR sinks need to be reached from a timer: a resolver for host names, and the CA
+ * bundle for https.
+ */
+function auditHttp(ir: PolicyIR): ConfNode[] {
+  const a = ir.audit;
+  if (a === null) return [];
+  const remote = a.sinks.filter((s) => s.kind !== "file") as { host: string; scheme: string }[];
+  const named = remote.some((s) => !isAddress(s.host));
+  const ns = named ? nameservers() : [];
+  return [
+    d("lua_shared_dict", "fe_audit", "1m"),
+    ...(ns.length > 0 ? [d("resolver", ...ns, "valid=60s"), d("resolver_timeout", "5s")] : []),
+    ...(remote.some((s) => s.scheme === "https") ? [d("lua_ssl_trusted_certificate", DEFAULTS_CA), d("lua_ssl_verify_depth", 4)] : []),
+  ];
+}
+
+const DEFAULTS_CA = "/etc/ssl/certs/ca-certificates.crt";
+
 function gatewayServer(input: GatewayConfInput): ConfNode {
   const { ir, options } = input;
   const off = new Set(options.phasesOff ?? []);
@@ -265,6 +303,7 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     // client gets a byte (ngx.location.capture with the parent's variables shared).
     block("location", ["=", "/__fe_fetch"], [d("internal"), ...proxy]),
     ...(options.emptyLua === true ? [] : cacheLocations(ir, proxy)),
+    ...(options.emptyLua !== true && ir.cache === null && (ir.audit?.durable.length ?? 0) > 0 ? [writeLocation(proxy)] : []),
     // Never served: the `set`s here only declare the variables Lua writes (core/vars), so no
     // request pays for resetting them. Unwritten, they read as empty, and an empty
     // proxy_set_header sends nothing.
@@ -319,9 +358,12 @@ export function gatewayConf(input: GatewayConfInput): ConfNode[] {
       // logs its own warning once per interval instead, and counts every failure.
       d("lua_socket_log_errors", "off"),
       ...cacheHttp(ir, stateDir),
+      ...auditHttp(ir),
       lua("init_by_lua_block", 'require("phases.init").init()'),
       lua("init_worker_by_lua_block", 'require("phases.init").init_worker()' + (jit !== undefined ? `\nrequire("jit.v").on(${JSON.stringify(jit.file)})` : "") + (hooks?.init !== undefined ? `\n${hooks.init}` : "")),
-      ...(hooks?.exit !== undefined ? [lua("exit_worker_by_lua_block", hooks.exit)] : []),
+      ...(hooks?.exit !== undefined || ir.audit !== null
+        ? [lua("exit_worker_by_lua_block", (ir.audit !== null ? 'require("phases.init").exit_worker()' : "") + (hooks?.exit !== undefined ? `\n${hooks.exit}` : ""))]
+        : []),
       blank,
       tmp("client_body"),
       tmp("proxy"),

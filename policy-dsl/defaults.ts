@@ -1,5 +1,5 @@
 import { RESOLUTION_MODES } from "./constants.ts";
-import { megabytes, milliseconds, seconds } from "./units.ts";
+import { kilobytes, megabytes, milliseconds, seconds } from "./units.ts";
 
 /** Every default of the policy API in one place; the TSDoc on the props repeats these. */
 export const DEFAULTS = {
@@ -28,6 +28,20 @@ export const DEFAULTS = {
   ratelimit: { store: "local", dictSize: megabytes(8) },
   redis: { timeout: milliseconds(50), poolSize: 16, idleTimeout: seconds(60), retryAfter: seconds(1) },
   cache: { keysZone: megabytes(10), maxSize: megabytes(256), maxEntry: megabytes(1), inactive: seconds(600), lockTimeout: seconds(1) },
+  audit: {
+    keyId: "default",
+    queryValues: "omit",
+    flushEvery: milliseconds(100),
+    batchEvents: 256,
+    batchBytes: kilobytes(64),
+    bufferSize: megabytes(4),
+    checkpointEvery: 16,
+    checkpointInterval: seconds(10),
+    spoolSize: megabytes(256),
+    segmentSize: megabytes(4),
+    atLimit: "fail-closed",
+    sink: { rotateSize: megabytes(64), keep: 10, timeout: seconds(5) },
+  },
   /** Lua pattern the runtime applies to a client's request id before trusting it. */
   requestIdPattern: "^[%w%._:%-]+$",
 } as const;

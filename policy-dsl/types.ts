@@ -439,6 +439,91 @@ export interface TokenCacheProps {
   readonly negativeTtl?: Duration;
 }
 
+/** Where audit batches go, besides the spool; each sink has its own cursor into the spool. */
+export type AuditSinkProps = AuditFileSinkProps | AuditHttpSinkProps | AuditFhirSinkProps;
+
+export interface AuditFileSinkProps {
+  /** `^[a-z][a-z0-9-]{0,31}$`; names the sink's cursor and its metrics. */
+  readonly id: string;
+  readonly kind: "file";
+  /** Directory of `audit.jsonl` and its rotated files. @default `<state>/audit/<id>` */
+  readonly dir?: string;
+  /** `checkpoints`: only the signed checkpoints, for a store apart from the main one. @default "all" */
+  readonly records?: "all" | "checkpoints";
+  /** The file is rotated when it would pass this. @default megabytes(64) */
+  readonly rotateSize?: Size;
+  /** Rotated files kept; the oldest is removed past it. @default 10 */
+  readonly keep?: number;
+}
+
+export interface AuditHttpSinkProps {
+  readonly id: string;
+  readonly kind: "http";
+  /** `http://host:port/path`: each batch is POSTed as NDJSON with an `Idempotency-Key`. */
+  readonly url: string;
+  /** Extra request headers (an API key...). @default {} */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** @default seconds(5) */
+  readonly timeout?: Duration;
+}
+
+export interface AuditFhirSinkProps {
+  readonly id: string;
+  readonly kind: "fhir";
+  /** A FHIR R4 base (`http://host:port/R4`): events are POSTed as a batch Bundle of AuditEvents (IHE BALP). */
+  readonly url: string;
+  /** @default {} */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** @default seconds(5) */
+  readonly timeout?: Duration;
+}
+
+/**
+ * The audit trail (lua-plugins/audit/README.md): an event per request, batched per worker,
+ * hash-chained, written to a local spool and shipped from there to the sinks.
+ */
+export interface AuditProps {
+  /** HMAC-SHA256 key for the signed checkpoints (and hashed query values): a file of at least 32 bytes, read at start. */
+  readonly keyFile: string;
+  /** Names the key in checkpoints, so keys can rotate. @default "default" */
+  readonly keyId?: string;
+  /** Query values are never recorded; `hmac` records an HMAC of each, so equal values can be matched. @default "omit" */
+  readonly queryValues?: "omit" | "hmac";
+  /** A worker seals its batch at least this often. @default milliseconds(100) */
+  readonly flushEvery?: Duration;
+  /** A batch is sealed when it has this many events... @default 256 */
+  readonly batchEvents?: number;
+  /** ...or this many bytes. @default kilobytes(64) */
+  readonly batchBytes?: Size;
+  /** Events a worker holds before they are written; past it, events are dropped and a gap recorded. @default megabytes(4) */
+  readonly bufferSize?: Size;
+  /** A signed checkpoint every this many batches... @default 16 */
+  readonly checkpointEvery?: number;
+  /** ...or this often, whichever comes first. @default seconds(10) */
+  readonly checkpointInterval?: Duration;
+  /** @default `<state>/audit/spool` */
+  readonly spoolDir?: string;
+  /** Most disk the spool takes. @default megabytes(256) */
+  readonly spoolSize?: Size;
+  /** @default megabytes(4) */
+  readonly segmentSize?: Size;
+  /**
+   * At `spoolSize`: `fail-closed` answers new FHIR requests 503 (Retry-After) until the sinks
+   * catch up; `drop-oldest` removes the oldest unshipped segments, counts them and records a
+   * gap. @default "fail-closed"
+   */
+  readonly atLimit?: "fail-closed" | "drop-oldest";
+  /**
+   * Request classes whose event reaches the spool before the response is released (written by
+   * the header filter, one blocking write each). @default []
+   */
+  readonly durable?: readonly ("write")[];
+  /** Also fsync the spool on each durable write (survives power loss, costs a disk flush). @default false */
+  readonly fsync?: boolean;
+  /** @default [] (the spool only) */
+  readonly sinks?: readonly AuditSinkProps[];
+}
+
 export interface PolicyInput {
   /** Names the policy in manifests and logs. */
   readonly name: string;
@@ -463,6 +548,8 @@ export interface PolicyInput {
   readonly metrics?: MetricsProps;
   /** Storage of the tenants' response caches; used when a tenant has a `cache`. @default see {@link CacheProps} */
   readonly cache?: CacheProps;
+  /** The audit trail; none without it. @default none */
+  readonly audit?: AuditProps;
   /** @default { header: "X-Request-ID" } */
   readonly requestId?: RequestIdProps;
 }

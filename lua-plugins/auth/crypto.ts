@@ -30,6 +30,7 @@ EVP_PKEY *d2i_PUBKEY(EVP_PKEY **a, const unsigned char **pp, long length);
 void EVP_PKEY_free(EVP_PKEY *pkey);
 int EVP_DecodeBlock(unsigned char *t, const unsigned char *f, int n);
 void ERR_clear_error(void);
+unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len, const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
 `);
 
 type CData = ffi.CData;
@@ -52,6 +53,7 @@ interface LibCrypto {
   EVP_PKEY_free(this: void, pkey: CData): void;
   EVP_DecodeBlock(this: void, t: CData, f: string, n: number): number;
   ERR_clear_error(this: void): void;
+  HMAC(this: void, md: CData, key: string, keyLen: number, d: string, n: number, out: CData, outLen: undefined): CData | undefined;
 }
 
 function bind(): LibCrypto {
@@ -103,6 +105,38 @@ export function sha256(data: string): string {
   C.EVP_DigestUpdate(hashCtx, data, data.length);
   C.EVP_DigestFinal_ex(hashCtx, digestBuf, undefined);
   return ffi.string(digestBuf, 32);
+}
+
+/** HMAC-SHA256 of `data` under `key`, 32 raw bytes (audit checkpoints, hashed query values). */
+export function hmacSha256(key: string, data: string): string {
+  C.HMAC(HASH_MD, key, key.length, data, data.length, digestBuf, undefined);
+  return ffi.string(digestBuf, 32);
+}
+
+/**
+ * SHA-256 of `head`, then each of `lines[from..to]` (1-based, inclusive) followed by "\n", in
+ * one pass: an audit seal hashes a batch's event lines without joining them first.
+ */
+export function sha256Lines(head: string, lines: readonly string[], from: number, to: number): string {
+  C.EVP_DigestInit_ex(hashCtx, HASH_MD, undefined);
+  C.EVP_DigestUpdate(hashCtx, head, head.length);
+  for (let i = from; i <= to; i++) {
+    const l = lines[i - 1]!;
+    C.EVP_DigestUpdate(hashCtx, l, l.length);
+    C.EVP_DigestUpdate(hashCtx, "\n", 1);
+  }
+  C.EVP_DigestFinal_ex(hashCtx, digestBuf, undefined);
+  return ffi.string(digestBuf, 32);
+}
+
+const HEX = new LuaTable<number, string>();
+for (let b = 0; b < 256; b++) HEX.set(b, string.format("%02x", b));
+
+/** Lower-case hex of `s` (digests: 32 bytes to 64 digits). */
+export function toHex(s: string): string {
+  const parts: string[] = [];
+  for (let i = 1; i <= s.length; i++) parts[i - 1] = HEX.get(byte(s, i))!;
+  return table.concat(parts);
 }
 
 const bytePtr = ffi.typeof("const uint8_t *");

@@ -49,6 +49,8 @@ export interface RequestState {
   id: Identity | undefined;
   /** Authorization in shadow mode: denials are counted and the request goes on. */
   shadow: boolean;
+  /** In shadow mode, the code of the refusal that enforcement would have made (for the audit event). */
+  shadowed: string | undefined;
   /** `name=value` added to the query upstream (a compartment search that named no patient). */
   inject: string | undefined;
   write: WriteCheck | undefined;
@@ -77,6 +79,7 @@ export function newRequest(method: string, target: string): RequestState {
     route: undefined,
     id: undefined,
     shadow: false,
+    shadowed: undefined,
     inject: undefined,
     write: undefined,
     check: undefined,

@@ -60,6 +60,8 @@ export const FE_VARS = {
   fe_cache_nostore: "set",
   /** Non-empty when the upstream's response is too large to store, or of unknown length. */
   fe_cache_size_off: "map",
+  /** The audit event's pipeline half (audit/event), or "-" once a durable write has recorded it. */
+  fe_audit: "set",
   /** Given values per subrequest (capture's `vars`) in the issuer locations. */
   fe_idp_auth: "set",
   fe_idp_ctype: "set",

@@ -138,6 +138,49 @@ export interface IssuerIR {
   readonly introspection: { readonly endpoint: EndpointIR | undefined; readonly client_id: string; readonly secret_env: string } | undefined;
 }
 
+export interface AuditFileSinkIR {
+  readonly id: string;
+  readonly kind: "file";
+  readonly dir: string;
+  readonly records: "all" | "checkpoints";
+  readonly rotate_bytes: number;
+  readonly keep: number;
+}
+
+export interface AuditHttpSinkIR {
+  readonly id: string;
+  readonly kind: "http" | "fhir";
+  readonly url: string;
+  readonly scheme: "http" | "https";
+  readonly host: string;
+  readonly port: number;
+  readonly host_header: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeout_ms: number;
+}
+
+export type AuditSinkIR = AuditFileSinkIR | AuditHttpSinkIR;
+
+export interface AuditIR {
+  readonly spool_dir: string;
+  readonly key_file: string;
+  readonly key_id: string;
+  readonly query_values: "omit" | "hmac";
+  readonly flush_ms: number;
+  readonly batch_events: number;
+  readonly batch_bytes: number;
+  readonly buffer_bytes: number;
+  readonly checkpoint_every: number;
+  readonly checkpoint_ms: number;
+  readonly max_bytes: number;
+  readonly segment_bytes: number;
+  readonly at_limit: "fail-closed" | "drop-oldest";
+  readonly durable: readonly "write"[];
+  readonly fsync: boolean;
+  readonly sinks: readonly AuditSinkIR[];
+}
+
 export interface PolicyIR {
   readonly ir_version: number;
   readonly version: string;
@@ -149,6 +192,7 @@ export interface PolicyIR {
   readonly ratelimit: RateLimitIR;
   readonly metrics: { readonly max_series: number };
   readonly cache: CacheIR | undefined;
+  readonly audit: AuditIR | undefined;
   readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };
   readonly issuers: readonly IssuerIR[];
   readonly tenants: readonly TenantIR[];
@@ -165,6 +209,7 @@ export declare const limits: PolicyIR["limits"];
 export declare const ratelimit: PolicyIR["ratelimit"];
 export declare const metrics: PolicyIR["metrics"];
 export declare const cache: PolicyIR["cache"];
+export declare const audit: PolicyIR["audit"];
 export declare const token_cache: PolicyIR["token_cache"];
 export declare const issuers: PolicyIR["issuers"];
 export declare const tenants: PolicyIR["tenants"];

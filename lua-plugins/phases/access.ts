@@ -6,8 +6,10 @@
  *
  *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> authorization -> route verdict
  *   -> upstream target -> write body checks -> cost tokens -> the write's current version
- *   -> cache plan (key, partition, or the write location) -> checked read (sends the response
- *   itself) -> on to the cache or write location
+ *   -> cache plan (key, partition, or the write location) -> durable audit writes (the write
+ *   location) -> the audit event's pipeline half -> checked read (sends the response itself)
+ *   -> on to the cache or write location. With a fail-closed audit spool that is full, FHIR
+ *   requests are refused right after classification.
  *
  * Headers are the conf's job: it strips client identity headers and sets the gateway's own,
  * X-Request-ID and traceparent included, from the `$fe_*` variables (core/vars).
@@ -23,6 +25,8 @@ import { authorizeRequest, checkExisting, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 import { spendTokens } from "../ratelimit/step";
 import { markRefused, planCache, proxyVia } from "../cache/step";
+import { noteAllowed, noteRefused } from "../audit/event";
+import { durableWrite, spoolRoom } from "../audit/step";
 
 const ngxVar = ngx.var;
 const req = ngx.req;
@@ -31,6 +35,7 @@ const req = ngx.req;
 function refuse(st: RequestState, r: Refusal): never {
   ngxVar.fe_labels = labels(st);
   markRefused(st);
+  noteRefused(st, r);
   return sendRefusal(r, ngxVar.fe_request_id);
 }
 
@@ -40,6 +45,7 @@ export function run(this: void): void {
     checkSafety(st) ??
     resolveTenant(st) ??
     classifyRequest(st) ??
+    spoolRoom(st) ??
     identify(st) ??
     checkBody(st) ??
     authorizeRequest(st) ??
@@ -49,6 +55,8 @@ export function run(this: void): void {
     spendTokens(st) ??
     checkExisting(st) ??
     planCache(st) ??
+    durableWrite(st) ??
+    noteAllowed(st) ??
     serveChecked(st) ??
     proxyVia(st);
   if (v !== undefined) refuse(st, v);

@@ -9,10 +9,13 @@ import "./errors";
 import "./admin";
 import "./floor";
 import "./cache";
+import "./write";
 import { flushSoon, FLUSH_EVERY } from "../metrics/metrics";
 import { syncEvery } from "../ratelimit/redis";
 import { syncNow } from "../ratelimit/sync";
 import { clustered, SYNC_EVERY, syncGenerations } from "../cache/cluster";
+import { start as startAudit, stop as stopAudit } from "../audit/writer";
+import { startShipping } from "../audit/ship";
 
 export function init(this: void): void {
   // Loading happens through the imports above; nothing else to do once they resolved.
@@ -38,4 +41,11 @@ export function init_worker(this: void): void {
     ngx.timer.at(0, syncGenerations);
     ngx.timer.every(SYNC_EVERY, syncGenerations);
   }
+  startAudit();
+  startShipping();
+}
+
+/** exit_worker_by_lua: the audit buffer is written and the worker's stream closed. */
+export function exit_worker(this: void): void {
+  stopAudit();
 }

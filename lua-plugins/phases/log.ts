@@ -1,5 +1,6 @@
 /**
- * log_by_lua: metrics. Labels come from $fe_labels (set in access, and it survives the
+ * log_by_lua: metrics, and the request's audit event (appended to the worker's buffer; no I/O
+ * here, audit/writer). Labels come from $fe_labels (set in access, and it survives the
  * internal redirect to the error page, unlike ngx.ctx); requests refused before classification
  * count as tenant/interaction/type "none". On a cached route, also what the cache did, and the
  * miss budget's spending when the cache went to the upstream (cache/README.md).
@@ -7,6 +8,8 @@
 import * as gw from "../core/gateway";
 import { countCache, record } from "../metrics/metrics";
 import { spendMiss } from "../cache/miss";
+import { auditing, eventLine } from "../audit/event";
+import { append } from "../audit/writer";
 
 const ngxVar = ngx.var;
 const NONE = "none\tnone\tnone";
@@ -34,8 +37,14 @@ export function run(this: void): void {
   // ngx.now() is the cached event-loop time, like $request_time, without formatting and
   // re-parsing a string.
   const seconds = ngx.now() - ngx.req.start_time();
-  record(labels, ngx.status, seconds, gw.maxSeries);
-  if (!gw.caching) return;
-  const mark = ngxVar.fe_cache;
-  if (mark !== undefined && mark !== "") logCache(labels, mark);
+  const status = ngx.status;
+  record(labels, status, seconds, gw.maxSeries);
+  if (gw.caching) {
+    const mark = ngxVar.fe_cache;
+    if (mark !== undefined && mark !== "") logCache(labels, mark);
+  }
+  if (auditing) {
+    const line = eventLine(status, seconds);
+    if (line !== undefined) append(line);
+  }
 }

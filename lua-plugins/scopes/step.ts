@@ -42,7 +42,10 @@ function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdi
     countScopeDenial(tenant.id, d.type, d.missing, st.shadow);
     issues.push({ code: "forbidden", message: "Not allowed by the token's scopes: " + d.message + ".", expression: "Bundle.entry[" + tostring(d.index) + "]" });
   }
-  if (st.shadow) return undefined;
+  if (st.shadow) {
+    st.shadowed = "forbidden";
+    return undefined;
+  }
   return { status: 403, code: "forbidden", message: "", issues };
 }
 
@@ -55,7 +58,10 @@ function authorizeCriteria(st: RequestState, tenant: TenantIR, id: Identity, c: 
   const message = criteriaDenial(id, c, criteria, ngx.decode_args, refusing(tenant));
   if (message === undefined) return undefined;
   countScopeDenial(tenant.id, c.resource_type ?? "none", "conditional_criteria", st.shadow);
-  if (st.shadow) return undefined;
+  if (st.shadow) {
+    st.shadowed = "forbidden";
+    return undefined;
+  }
   return refusal(403, "forbidden", "Not allowed by the token's scopes: the conditional criteria of this write are a search, and " + message + ".");
 }
 
@@ -78,6 +84,7 @@ export function authorizeRequest(st: RequestState): Verdict {
     else {
       countScopeDenial(tenant.id, c.compartment_type ?? c.resource_type ?? "none", verdict.missing ?? verdict.reason, st.shadow);
       if (!st.shadow) return refusal(403, "forbidden", "Not allowed by the token's scopes: " + verdict.message + ".");
+      st.shadowed = "forbidden";
     }
   }
   // Only a create reads If-None-Exist: no header lookup for the reads on the hot path.
@@ -111,6 +118,7 @@ export function checkWrite(st: RequestState): Verdict {
   const [err, path] = checkWriteBody(doc, w.type, w.patient, fhir.patient_paths, gw.resourceTypes);
   if (err === undefined) return undefined;
   countScopeDenial(tenant.id, w.type, "compartment_write_body", st.shadow);
+  if (st.shadow) st.shadowed = "forbidden";
   return st.shadow ? undefined : writeBodyRefusal(err, path, w.type);
 }
 
@@ -129,5 +137,6 @@ export function checkExisting(st: RequestState): Verdict {
   // Update may create (404); delete of what does not exist is refused, so ids cannot be probed.
   if (existing === "in" || (existing === "absent" && w.body)) return undefined;
   countScopeDenial(tenant.id, w.type, "compartment_write_existing", st.shadow);
+  if (st.shadow) st.shadowed = "forbidden";
   return st.shadow ? undefined : WRITE_EXISTING;
 }

@@ -22,6 +22,8 @@ declare module "ffi" {
       cast(this: void, ct: CType | string, value: unknown): CData;
       copy(this: void, dst: CData, src: string, len: number): void;
       sizeof(this: void, ct: CType | CData | string): number;
+      /** errno of the last C call. */
+      errno(this: void): number;
     }
   }
   const ffi: ffi.Api;

@@ -67,12 +67,29 @@ interface NgxShared {
   readonly fe_ratelimit?: SharedDict;
   readonly fe_cache_gen?: SharedDict;
   readonly fe_cache_pass?: SharedDict;
+  readonly fe_audit?: SharedDict;
 }
 
 interface NgxTimer {
   /** Runs `fn` every `delay` seconds in a timer (false premature at each run). */
   every(this: void, delay: number, fn: (this: void, premature: boolean) => void): LuaMultiReturn<[boolean | undefined, string | undefined]>;
   at(this: void, delay: number, fn: (this: void, premature: boolean) => void): LuaMultiReturn<[boolean | undefined, string | undefined]>;
+}
+
+/** A cosocket (ngx.socket.tcp): methods keep self. Yields; not in header_filter, body_filter or log. */
+interface TcpSocket {
+  settimeouts(this: TcpSocket, connectMs: number, sendMs: number, readMs: number): void;
+  connect(this: TcpSocket, host: string, port: number): LuaMultiReturn<[1, undefined] | [undefined, string]>;
+  sslhandshake(this: TcpSocket, reused: undefined, serverName: string, verify: boolean): LuaMultiReturn<[unknown, undefined] | [undefined, string]>;
+  send(this: TcpSocket, data: string): LuaMultiReturn<[number, undefined] | [undefined, string]>;
+  /** `*l` a line without its CRLF, `*a` to the end, or a byte count. */
+  receive(this: TcpSocket, pattern: string | number): LuaMultiReturn<[string, undefined, undefined] | [undefined, string, string | undefined]>;
+  setkeepalive(this: TcpSocket, idleMs: number, poolSize: number): LuaMultiReturn<[1, undefined] | [undefined, string]>;
+  close(this: TcpSocket): void;
+}
+
+interface NgxSocket {
+  tcp(this: void): TcpSocket;
 }
 
 interface CaptureOptions {
@@ -98,7 +115,7 @@ interface NgxLocation {
 
 /** Request variables; an unset or unknown variable reads as undefined. */
 /** nginx's own variables that the plugins read. */
-type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization" | "upstream_cache_status" | "body_bytes_sent";
+type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization" | "upstream_cache_status" | "body_bytes_sent" | "remote_addr";
 
 /**
  * `ngx.var`: nginx's variables the plugins read, any request header (`http_*`), and the
@@ -137,6 +154,7 @@ interface NgxApi {
   readonly config: NgxConfig;
   readonly location: NgxLocation;
   readonly timer: NgxTimer;
+  readonly socket: NgxSocket;
   /** Response headers; assigning undefined removes one. */
   readonly header: Record<string, string | string[] | undefined>;
   /** Per-request table; lives for the request, across phases. */

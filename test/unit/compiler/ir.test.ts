@@ -17,6 +17,7 @@ describe("lowering to the IR", () => {
       ratelimit: { store: "local", dict_bytes: 8 * 1024 * 1024, redis: null },
       metrics: { max_series: 2000 },
       cache: null,
+      audit: null,
       token_cache: { short_s: 5, long_s: 60, negative_s: 5 },
       issuers: [],
       idp_locations: [],

@@ -1,0 +1,196 @@
+/**
+ * The audit event of a request (README "Events"), built without a JSON encoder in two halves:
+ * the access phase writes what the pipeline knows into `$fe_audit` (a `set` variable, so it
+ * survives the internal redirect to the error page and to the cache locations), and the log
+ * phase wraps it with what only the end knows. Nothing from the client goes in unescaped; the
+ * canonical query's names are percent-encoded already, ids and codes are validated.
+ *
+ * Per token, the identity's part is built once and kept on the cached identity.
+ */
+import * as gw from "../core/gateway";
+import type { Refusal, RequestState } from "../core/request";
+import type { Identity } from "../auth/cache";
+import * as policy from "../generated/policy";
+import { hmacSha256, sha256, toHex } from "../auth/crypto";
+import { auditKey } from "./key";
+import { writeNow } from "./writer";
+import { matches } from "../core/str";
+
+const ngxVar = ngx.var;
+const find = string.find;
+const sub = string.sub;
+const gsub = string.gsub;
+const byte = string.byte;
+const format = string.format;
+const floor = math.floor;
+
+export const auditing: boolean = policy.audit !== undefined;
+const hashValues = policy.audit !== undefined && policy.audit.query_values === "hmac";
+
+const ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+function escapeChar(this: void, c: string): string {
+  return ESCAPES[c] ?? format("\\u%04x", byte(c));
+}
+
+/** A JSON string's body: quotes, backslashes and control bytes escaped. */
+export function esc(s: string): string {
+  if (!matches(s, '[%c"\\]')) return s;
+  const [out] = gsub(s, '[%c"\\]', escapeChar);
+  return out;
+}
+
+interface Audited {
+  audit_part?: string;
+}
+
+/** `Practitioner` of `https://x/fhir/Practitioner/12` or `Practitioner/12`: the type, never the id. */
+function userType(fhirUser: string): string | undefined {
+  const [, , t] = find(fhirUser, "([A-Z][A-Za-z]+)/[^/]+$");
+  return t as string | undefined;
+}
+
+function identityPart(id: Identity): string {
+  const memo = (id as unknown as Audited).audit_part;
+  if (memo !== undefined) return memo;
+  let s = ',"issuer":"' + esc(id.issuer) + '"';
+  if (id.sub !== undefined) s = s + ',"sub":"' + esc(id.sub) + '"';
+  if (id.client_id !== undefined) s = s + ',"client_id":"' + esc(id.client_id) + '"';
+  const ut = id.fhir_user === undefined ? undefined : userType(id.fhir_user);
+  if (ut !== undefined) s = s + ',"fhir_user_type":"' + ut + '"';
+  s = s + ',"token_id":"' + id.tid + '"';
+  if (id.scope !== "") s = s + ',"scope":"' + esc(id.scope) + '"';
+  (id as unknown as Audited).audit_part = s;
+  return s;
+}
+
+function valueHmac(v: string): string {
+  return sub(toHex(hmacSha256(auditKey(), v)), 1, 32);
+}
+
+/** `,"params":[{"name":"a"},...]` of the canonical query (names only, or with value HMACs). */
+function paramsPart(args: string | undefined): string {
+  if (args === undefined || args === "") return "";
+  let out = ',"params":[';
+  let at = 1;
+  let first = true;
+  const n = args.length;
+  while (at <= n) {
+    let [amp] = find(args, "&", at, true);
+    if (amp === undefined) amp = n + 1;
+    const piece = sub(args, at, amp - 1);
+    if (piece !== "") {
+      const [eq] = find(piece, "=", 1, true);
+      const name = eq === undefined ? piece : sub(piece, 1, eq - 1);
+      out = out + (first ? "" : ",") + '{"name":"' + esc(name) + '"' + (hashValues ? ',"hmac":"' + valueHmac(eq === undefined ? "" : sub(piece, eq + 1)) + '"' : "") + "}";
+      first = false;
+    }
+    at = amp + 1;
+  }
+  return first ? "" : out + "]";
+}
+
+/** The pipeline's half of the event: tenant ... decision (README order). */
+function fragment(st: RequestState, decision: string, reason: string | undefined): string {
+  const tenant = st.tenant;
+  let s = '"tenant":"' + (tenant === undefined ? "none" : tenant.id) + '","method":"' + (matches(st.method, "^%u+$") ? st.method : "OTHER") + '"';
+  const c = st.c;
+  let patient: string | undefined;
+  if (c !== undefined) {
+    s = s + ',"interaction":"' + c.interaction + '"';
+    const rt = c.resource_type;
+    if (rt !== undefined) s = s + ',"resource_type":"' + rt + '"';
+    if (c.id !== undefined) {
+      s = s + ',"resource_id":"' + c.id + '"';
+      if (rt === "Patient") patient = c.id;
+    }
+    if (c.operation !== undefined) s = s + ',"operation":"' + esc(c.operation) + '"';
+    const route = st.route;
+    if (route !== undefined) s = s + ',"route":"' + esc(route.id) + '"';
+    s = s + paramsPart(st.args);
+  }
+  const id = st.id;
+  if (id !== undefined) {
+    s = s + identityPart(id);
+    if (id.patient !== undefined) patient = id.patient;
+  }
+  if (patient !== undefined) s = s + ',"patient":"' + esc(patient) + '"';
+  s = s + ',"decision":"' + decision + '"';
+  if (reason !== undefined) s = s + ',"reason":"' + reason + '"';
+  return s;
+}
+
+/** The last step before the request goes on: allowed, or shadow-denied with the would-be reason. */
+export function noteAllowed(st: RequestState): undefined {
+  if (!auditing) return undefined;
+  const shadowed = st.shadowed;
+  ngxVar.fe_audit = shadowed === undefined ? fragment(st, "allow", undefined) : fragment(st, "shadow-deny", shadowed);
+  return undefined;
+}
+
+/** From the one place a refusal becomes a response. */
+export function noteRefused(st: RequestState, r: Refusal): void {
+  if (auditing) ngxVar.fe_audit = fragment(st, "deny", r.code);
+}
+
+/** A User-Agent's hash, kept per worker: a client sends the same one on every request. */
+const UA_MAX = 1024;
+let uaMemo = new LuaTable<string, string>();
+let uaSize = 0;
+function uaHash(ua: string): string {
+  const h = uaMemo.get(ua);
+  if (h !== undefined) return h;
+  if (uaSize >= UA_MAX) {
+    uaMemo = new LuaTable<string, string>();
+    uaSize = 0;
+  }
+  const v = sub(toHex(sha256(ua)), 1, 16);
+  uaMemo.set(ua, v);
+  uaSize = uaSize + 1;
+  return v;
+}
+
+const POLICY_PART = ',"policy":"' + gw.version + '","status":';
+
+/**
+ * The whole event line, from `$fe_audit` and what the end of the request knows. A request
+ * nginx refused before the access phase ran has no fragment: it is recorded with what nginx
+ * knows, as a deny with reason `nginx-<status>`.
+ */
+export function eventLine(status: number, seconds: number): string | undefined {
+  let frag = ngxVar.fe_audit;
+  if (frag === "-") return undefined;
+  if (frag === undefined || frag === "") {
+    const m = ngx.req.get_method();
+    frag = '"tenant":"none","method":"' + (matches(m, "^%u+$") ? m : "OTHER") + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
+  }
+  const start = ngx.req.start_time();
+  let s = '{"v":1,"ts":' + format("%d", floor(start * 1000 + 0.5));
+  const rid = ngxVar.fe_request_id;
+  if (rid !== undefined && rid !== "") s = s + ',"request_id":"' + rid + '"';
+  const tp = ngxVar.fe_traceparent;
+  if (tp !== undefined && tp !== "") s = s + ',"traceparent":"' + tp + '"';
+  s = s + "," + frag + POLICY_PART + format("%d", status);
+  if (gw.caching) {
+    const xc = ngxVar.fe_x_cache;
+    if (xc !== undefined && xc !== "") s = s + ',"cache":"' + xc + '"';
+  }
+  const rl = ngxVar.fe_ratelimit;
+  if (rl !== undefined && rl !== "") s = s + ',"ratelimit":"' + esc(rl) + '"';
+  s = s + ',"latency_ms":' + format("%.3f", seconds * 1000);
+  const ip = ngxVar.remote_addr;
+  if (ip !== undefined) s = s + ',"ip":"' + esc(ip) + '"';
+  const ua = ngxVar.http_user_agent;
+  if (ua !== undefined && ua !== "") s = s + ',"ua_hash":"' + uaHash(ua) + '"';
+  return s + ',"break_glass":false}';
+}
+
+/**
+ * The write location's header filter, for the `durable` classes: the event goes to the spool
+ * now, in a batch of its own, and the log phase then skips it. Its latency is the time to the
+ * upstream's response headers. A stream that cannot be written leaves the event to the log
+ * phase's buffer (and fail-closed refuses the next requests).
+ */
+export function writeDurable(): void {
+  const line = eventLine(ngx.status, ngx.now() - ngx.req.start_time());
+  if (line !== undefined && writeNow(line)) ngxVar.fe_audit = "-";
+}

@@ -1,0 +1,308 @@
+/**
+ * The shipper: one worker of the node (whoever holds the `shipper` lock in the audit dict,
+ * renewed every tick, so a reload hands it over within LOCK_TTL) reads the spool segments and
+ * gives each sink its chunks in order, with one cursor per sink and segment, kept in
+ * `<spool>/cursors/<sink>.json` after every chunk a sink took. A sink that fails is retried
+ * with exponential backoff, with the same chunk (the cursor file keeps the pending range, so a
+ * new shipper retries the same bytes under the same idempotency key): at-least-once, in order
+ * per stream.
+ *
+ * It also keeps the spool bounded: a segment is removed once it is complete (a later segment
+ * of its stream exists, or its worker is gone) and every sink has all of it. Past `max_bytes`,
+ * `drop-oldest` removes the oldest segments whatever the sinks have, counts their events and
+ * records a gap seal (`spool-dropped`) in this worker's stream; `fail-closed` leaves that to
+ * the access phase (audit/step).
+ */
+import * as cjson from "cjson.safe";
+import * as policy from "../generated/policy";
+import type { AuditSinkIR } from "../generated/policy";
+import { alive, fileSize, list, makeDirs, readAll, readAt, remove, replaceFile } from "./fs";
+import { deliver, type Chunk } from "./sinks";
+import { noteLoss } from "./writer";
+
+const cfg = policy.audit;
+const find = string.find;
+const sub = string.sub;
+const format = string.format;
+const tonumber_ = tonumber as (this: void, v: string) => number | undefined;
+
+export const SHIP_EVERY = 0.2;
+const LOCK_TTL = 5;
+/** Chunks a sink is given per tick, at most. */
+const CHUNKS_PER_TICK = 8;
+const BACKOFF_MIN = 0.5;
+const BACKOFF_MAX = 30;
+
+interface Segment {
+  readonly name: string;
+  readonly stream: string;
+  /** When its worker started (ms): orders streams by age. */
+  readonly born: number;
+  readonly pid: number;
+  readonly index: number;
+  readonly path: string;
+  readonly size: number;
+  complete: boolean;
+}
+
+interface Pending {
+  readonly name: string;
+  readonly from: number;
+  readonly to: number;
+}
+
+interface SinkState {
+  readonly sink: AuditSinkIR;
+  off: LuaTable<string, number>;
+  pending: Pending | undefined;
+  nextAt: number;
+  delay: number;
+  loaded: boolean;
+}
+
+const sinks: SinkState[] = [];
+if (cfg !== undefined) for (const s of cfg.sinks) sinks.push({ sink: s, off: new LuaTable(), pending: undefined, nextAt: 0, delay: BACKOFF_MIN, loaded: false });
+const chunkBytes = cfg === undefined ? 0 : math.max(256 * 1024, cfg.batch_bytes * 2 + 65536);
+let running = false;
+let observer = "fhir-edge";
+
+function dict(): SharedDict | undefined {
+  return ngx.shared.fe_audit;
+}
+
+function cursorPath(id: string): string {
+  return cfg!.spool_dir + "/cursors/" + id + ".json";
+}
+
+function loadCursor(s: SinkState): void {
+  s.loaded = true;
+  const raw = readAll(cursorPath(s.sink.id));
+  if (raw === undefined) return;
+  const [doc] = cjson.decode(raw);
+  if (type(doc) !== "table") return;
+  const d = doc as { off?: Record<string, number>; pending?: Pending };
+  if (d.off !== undefined) for (const [k, v] of pairs(d.off)) if (typeof v === "number") s.off.set(k as string, v);
+  const p = d.pending;
+  if (p !== undefined && typeof p.name === "string" && typeof p.from === "number" && typeof p.to === "number") s.pending = p;
+}
+
+function saveCursor(s: SinkState): boolean {
+  const off: Record<string, number> = {};
+  let any = false;
+  for (const [k, v] of pairs(s.off)) {
+    off[k] = v;
+    any = true;
+  }
+  // An empty object encodes as [] in cjson; a reader takes either.
+  const [data] = cjson.encode({ off: any ? off : undefined, pending: s.pending });
+  return data !== undefined && replaceFile(cursorPath(s.sink.id), data);
+}
+
+const SEGMENT = "^(w%d+%-(%d+)%-(%d+))%.(%d+)%.jsonl$";
+
+function segments(): Segment[] {
+  const out: Segment[] = [];
+  const dir = cfg!.spool_dir;
+  for (const name of list(dir)) {
+    const [, , stream, born, pid, index] = find(name, SEGMENT);
+    if (stream === undefined) continue;
+    const path = dir + "/" + name;
+    const size = fileSize(path);
+    if (size < 0) continue;
+    out.push({ name, stream: stream as string, born: tonumber_(born as string)!, pid: tonumber_(pid as string)!, index: tonumber_(index as string)!, path, size, complete: false });
+  }
+  table.sort(out, (a, b) => (a.stream === b.stream ? a.index < b.index : a.stream < b.stream));
+  // Complete: nothing more will be written to it.
+  const gone = new LuaTable<number, boolean>();
+  for (let i = 0; i < out.length; i++) {
+    const s = out[i]!;
+    const next = out[i + 1];
+    if (next !== undefined && next.stream === s.stream) s.complete = true;
+    else {
+      let dead = gone.get(s.pid);
+      if (dead === undefined) {
+        dead = !alive(s.pid);
+        gone.set(s.pid, dead);
+      }
+      s.complete = dead;
+    }
+  }
+  return out;
+}
+
+/** Whole lines of `data` up to and including its last chain record; "" when it has none. */
+function cut(data: string): string {
+  let at = 1;
+  let lastEnd = 0;
+  for (;;) {
+    const [nl] = find(data, "\n", at, true);
+    if (nl === undefined) break;
+    if (sub(data, at, at + 4) === '{"t":') lastEnd = nl;
+    at = nl + 1;
+  }
+  return lastEnd === 0 ? "" : sub(data, 1, lastEnd);
+}
+
+function seqRange(data: string): LuaMultiReturn<[number, number]> {
+  const [, , first] = find(data, '"t":"seal","stream":"[^"]*","seq":(%d+)');
+  let last = first;
+  let at = 1;
+  for (;;) {
+    const [s, e, seq] = find(data, '"t":"seal","stream":"[^"]*","seq":(%d+)', at);
+    if (s === undefined) break;
+    last = seq;
+    at = (e as number) + 1;
+  }
+  return $multi(first === undefined ? -1 : tonumber_(first as string)!, last === undefined ? -1 : tonumber_(last as string)!);
+}
+
+/** The next chunk of a segment for a sink: the pending one again, or whole lines from its cursor. */
+function nextChunk(st: SinkState, seg: Segment): Pending | undefined {
+  const p = st.pending;
+  if (p !== undefined && p.name === seg.name) return p;
+  const from = st.off.get(seg.name) ?? 0;
+  if (from >= seg.size) return undefined;
+  const data = readAt(seg.path, from, math.min(chunkBytes, seg.size - from));
+  if (data === undefined || data === "") return undefined;
+  const whole = cut(data);
+  if (whole === "") return undefined;
+  return { name: seg.name, from, to: from + whole.length };
+}
+
+function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
+  if (now < st.nextAt) return;
+  if (!st.loaded) loadCursor(st);
+  let given = 0;
+  const held = new LuaTable<string, boolean>();
+  for (const seg of segs) {
+    if (given >= CHUNKS_PER_TICK) return;
+    if (held.get(seg.stream) === true) continue;
+    for (;;) {
+      const range = nextChunk(st, seg);
+      if (range === undefined) break;
+      const data = readAt(seg.path, range.from, range.to - range.from);
+      if (data === undefined || data.length !== range.to - range.from) {
+        // The range no longer exists (a segment removed under drop-oldest): start over.
+        st.pending = undefined;
+        break;
+      }
+      const [first, last] = seqRange(data);
+      const chunk: Chunk = { data, stream: seg.stream, firstSeq: first, lastSeq: last };
+      if (!deliver(st.sink, chunk, observer)) {
+        if (st.pending === undefined) {
+          st.pending = range;
+          saveCursor(st);
+        }
+        countAudit("fail\t" + st.sink.id, 1);
+        st.nextAt = now + st.delay;
+        st.delay = math.min(st.delay * 2, BACKOFF_MAX);
+        return;
+      }
+      st.delay = BACKOFF_MIN;
+      st.pending = undefined;
+      st.off.set(seg.name, range.to);
+      saveCursor(st);
+      countAudit("shipped\t" + st.sink.id, range.to - range.from);
+      given = given + 1;
+      if (given >= CHUNKS_PER_TICK) return;
+    }
+    // A stream's later segments wait until this one is all delivered.
+    if ((st.off.get(seg.name) ?? 0) < seg.size || !seg.complete) held.set(seg.stream, true);
+  }
+}
+
+function countAudit(key: string, by: number): void {
+  const d = dict();
+  if (d !== undefined) d.incr(key, by, 0);
+}
+
+function removeSegment(seg: Segment): void {
+  remove(seg.path);
+  for (const st of sinks) {
+    st.off.delete(seg.name);
+    if (st.pending !== undefined && st.pending.name === seg.name) st.pending = undefined;
+  }
+  const d = dict();
+  if (d !== undefined) d.delete("n\t" + seg.name);
+}
+
+/** Removes what every sink has; under drop-oldest, also the oldest segments past the bound. */
+function prune(segs: Segment[]): number {
+  let total = 0;
+  for (const seg of segs) total = total + seg.size;
+  const kept: Segment[] = [];
+  let changed = false;
+  for (const seg of segs) {
+    let taken = seg.complete && sinks.length > 0;
+    for (const st of sinks) if ((st.off.get(seg.name) ?? 0) < seg.size) taken = false;
+    if (taken) {
+      removeSegment(seg);
+      total = total - seg.size;
+      changed = true;
+    } else kept.push(seg);
+  }
+  if (cfg!.at_limit === "drop-oldest" && total > cfg!.max_bytes) {
+    // Oldest first across streams: the segment files' start times order them.
+    const byAge: Segment[] = [];
+    for (const seg of kept) byAge.push(seg);
+    table.sort(byAge, (a, b) => (a.born === b.born ? a.name < b.name : a.born < b.born));
+    const d = dict();
+    for (const seg of byAge) {
+      if (total <= cfg!.max_bytes * 0.9) break;
+      // Never the segment this worker writes now: dropping it would cut its own chain.
+      if (!seg.complete && seg.pid === ngx.worker.pid()) continue;
+      const [n] = d === undefined ? [undefined] : d.get("n\t" + seg.name);
+      removeSegment(seg);
+      total = total - seg.size;
+      changed = true;
+      noteLoss(typeof n === "number" ? n : 0, "spool-dropped");
+      ngx.log(ngx.WARN, "audit: spool over ", format("%d", cfg!.max_bytes), " bytes: dropped segment ", seg.name, " (", tostring(typeof n === "number" ? n : "?"), " events) before every sink had it");
+    }
+  }
+  if (changed) for (const st of sinks) saveCursor(st);
+  return total;
+}
+
+function holdLock(d: SharedDict): boolean {
+  const me = ngx.worker.pid();
+  const [ok] = d.add("shipper", me, LOCK_TTL);
+  if (ok) return true;
+  const [holder] = d.get("shipper");
+  if (holder !== me) return false;
+  d.set("shipper", me, LOCK_TTL);
+  return true;
+}
+
+function tick(this: void, premature: boolean): void {
+  const d = dict();
+  if (d === undefined || cfg === undefined) return;
+  if (premature) {
+    const [holder] = d.get("shipper");
+    if (holder === ngx.worker.pid()) d.delete("shipper");
+    return;
+  }
+  if (running || !holdLock(d)) return;
+  running = true;
+  const [ok, err] = pcall(() => {
+    const segs = segments();
+    const now = ngx.now();
+    for (const st of sinks) shipTo(st, segs, now);
+    const total = prune(segs);
+    d.set("spool_bytes", total);
+    for (const st of sinks) {
+      let lag = 0;
+      for (const seg of segs) lag = lag + math.max(0, seg.size - (st.off.get(seg.name) ?? 0));
+      d.set("lag\t" + st.sink.id, lag);
+    }
+  });
+  running = false;
+  if (!ok) ngx.log(ngx.ERR, "audit: shipping failed: ", tostring(err));
+}
+
+/** init_worker: every worker runs the timer; the lock picks the one that ships. */
+export function startShipping(this: void): void {
+  if (cfg === undefined) return;
+  makeDirs(cfg.spool_dir + "/cursors");
+  observer = "fhir-edge/" + policy.name;
+  ngx.timer.every(SHIP_EVERY, tick);
+}
