@@ -160,7 +160,9 @@ export function eventLine(status: number, seconds: number): string | undefined {
   let frag = ngxVar.fe_audit;
   if (frag === "-") return undefined;
   if (frag === undefined || frag === "") {
-    const m = ngx.req.get_method();
+    // The error page is a GET; the request line keeps what the client sent.
+    const [, , first] = find(ngxVar.request ?? "", "^(%u+) ");
+    const m = (first as string | undefined) ?? "OTHER";
     frag = '"tenant":"none","method":"' + (matches(m, "^%u+$") ? m : "OTHER") + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
   }
   const start = ngx.req.start_time();

@@ -115,7 +115,7 @@ interface NgxLocation {
 
 /** Request variables; an unset or unknown variable reads as undefined. */
 /** nginx's own variables that the plugins read. */
-type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization" | "upstream_cache_status" | "body_bytes_sent" | "remote_addr";
+type NginxVar = "request_id" | "request_uri" | "http_host" | "http_authorization" | "upstream_cache_status" | "body_bytes_sent" | "remote_addr" | "request";
 
 /**
  * `ngx.var`: nginx's variables the plugins read, any request header (`http_*`), and the

@@ -3,8 +3,20 @@
  * only by Host and one only by header, so every resolution mode is exercised. Those serve
  * without tokens; `secure` (acme's data) and `jwt` require tokens from the demo oidc-provider.
  */
+import { randomBytes } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { definePolicy, perSecond, seconds, tokens, type BudgetProps, type TenantCacheProps } from "fhir-edge";
 import { TEST_AUDIENCE, TEST_JWKS_REFETCH_S, TEST_NEGATIVE_TTL_S, TEST_SHORT_TTL_S, TEST_SKEW_S } from "./auth-constants.ts";
+
+/**
+ * The audit trail is on for the whole shared stack, so every integration test runs the log
+ * phase's event, the flush timers and the shipper, and the error-log guard watches them. The
+ * key is the test run's own, made on first use.
+ */
+const auditKey = process.env["FHIR_EDGE_TEST_AUDIT_KEY"] ?? path.join(tmpdir(), "fhir-edge-test-audit.key");
+if (!existsSync(auditKey)) writeFileSync(auditKey, randomBytes(32).toString("hex"), { mode: 0o600 });
 
 const upstream = process.env["FHIR_EDGE_TEST_UPSTREAM"] ?? "http://127.0.0.1:8103";
 const issuer = process.env["FHIR_EDGE_TEST_ISSUER"] ?? "http://127.0.0.1:8104";
@@ -66,6 +78,15 @@ export default definePolicy({
       tls: { ca: `${mtlsDir}/ca.pem`, clientCert: `${mtlsDir}/client.pem`, clientKey: `${mtlsDir}/client-key.pem` },
     },
   ],
+  audit: {
+    keyFile: auditKey,
+    queryValues: "hmac",
+    durable: ["write"],
+    sinks: [
+      { id: "file", kind: "file" },
+      { id: "ckpt", kind: "file", records: "checkpoints" },
+    ],
+  },
   tokenCache: { shortTtl: seconds(TEST_SHORT_TTL_S), longTtl: seconds(60), negativeTtl: seconds(TEST_NEGATIVE_TTL_S) },
   tenants: [
     {
