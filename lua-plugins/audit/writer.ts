@@ -24,7 +24,9 @@ const lines: string[] = [];
 let head = 0;
 let count = 0;
 let bytes = 0;
+/** Events lost since the last gap seal: the buffer was full, or the spool was past its size. */
 let dropped = 0;
+let droppedSpool = 0;
 let scheduled = false;
 let stream: Stream | undefined;
 let broken = false;
@@ -75,12 +77,14 @@ function writeSeal(kind: SealKind, from: number, to: number, gap: number, reason
   return n !== undefined;
 }
 
-/** Records the events lost so far as a gap seal; they stay counted if even that fails. */
-function writeGap(reason: string): void {
-  if (dropped === 0) return;
-  const n = dropped;
-  if (writeSeal("gap", 1, 0, n, reason, false)) {
+/** Records the events lost so far as gap seals, one per reason; they stay counted if even that fails. */
+function writeGaps(): void {
+  if (dropped > 0 && writeSeal("gap", 1, 0, dropped, "buffer-full", false)) {
     dropped = 0;
+    countAudit("gaps", 1);
+  }
+  if (droppedSpool > 0 && writeSeal("gap", 1, 0, droppedSpool, "spool-full", false)) {
+    droppedSpool = 0;
     countAudit("gaps", 1);
   }
 }
@@ -122,10 +126,10 @@ function flushOne(): boolean {
     n = n + 1;
   }
   if (broken || overLimit(size)) {
-    dropped = dropped + n;
+    droppedSpool = droppedSpool + n;
     countAudit("dropped", n);
   } else {
-    writeGap("buffer-full");
+    writeGaps();
     if (writeSeal("batch", head + 1, head + n, 0, "", false)) countAudit("events", n);
     else {
       dropped = dropped + n;
@@ -151,7 +155,7 @@ function tick(this: void, premature: boolean): void {
   refreshFull();
   for (let i = 0; i < TICK_BATCHES; i++) {
     if (!flushOne()) {
-      if (dropped > 0 && !broken) writeGap("buffer-full");
+      if (!broken && !overLimit(0)) writeGaps();
       return;
     }
   }
@@ -204,6 +208,7 @@ export function writeNow(line: string): boolean {
  * in this worker's stream says how many, and why.
  */
 export function noteLoss(n: number, reason: string): void {
+  if (n <= 0) return;
   countAudit("dropped", n);
   if (stream === undefined || broken) return;
   if (writeSeal("gap", 1, 0, n, reason, false)) countAudit("gaps", 1);
@@ -235,7 +240,7 @@ export function stop(this: void): void {
   while (flushOne()) {
     // Drain: the worker is leaving, there is no request to hold up.
   }
-  if (dropped > 0 && !broken) writeGap("buffer-full");
+  if (!broken) writeGaps();
   if (!broken) countAudit("spool_bytes", closeStream(stream, nowMs()));
   stream = undefined;
 }
