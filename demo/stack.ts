@@ -8,7 +8,8 @@
  * environment variables FHIR_EDGE_LISTEN and FHIR_EDGE_ADMIN override the first two.
  */
 import type { ChildProcess } from "node:child_process";
-import { rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { buildBundle, PACKAGE_ROOT, stateDirFrom } from "../compiler/bundle.ts";
@@ -20,6 +21,15 @@ import { DEMO_STATE_FILE, type DemoState } from "./cli.ts";
 import { startUpstream, type Upstream } from "./upstream.ts";
 
 const TENANTS = ["acme", "globex"] as const;
+const AUDIT_BASE = "audit";
+
+/** The demo's audit key (checkpoint MACs), made once per state dir and kept, so old spools still verify. */
+function auditKey(stateDir: string): string {
+  const file = path.join(stateDir, "audit.key");
+  mkdirSync(stateDir, { recursive: true });
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  return file;
+}
 const POLICY = path.join(PACKAGE_ROOT, "examples", "gateway.policy.ts");
 
 interface StackOptions {
@@ -99,12 +109,15 @@ async function main(): Promise<number> {
   process.on("SIGTERM", () => void stop(0));
 
   try {
-    started.upstream = await startUpstream({ port: o.upstreamPort, tenants: TENANTS });
+    // The audit trail's FHIR sink writes AuditEvents to a base of their own, apart from both tenants' data.
+    started.upstream = await startUpstream({ port: o.upstreamPort, tenants: TENANTS, empty: [AUDIT_BASE] });
     started.authz = await startAuthz({ port: o.authzPort });
     const upstream = started.upstream;
     const authz = started.authz;
     for (const t of TENANTS) process.env[`FHIR_EDGE_UPSTREAM_${t.toUpperCase()}`] = upstream.baseUrl(t);
     process.env["FHIR_EDGE_DEMO_ISSUER"] = authz.issuer;
+    process.env["FHIR_EDGE_AUDIT_FHIR_URL"] = upstream.baseUrl(AUDIT_BASE);
+    process.env["FHIR_EDGE_AUDIT_KEY"] = auditKey(o.stateDir);
     // nginx inherits it and reads it through the conf's `env` line; it never lands in the bundle.
     process.env["FHIR_EDGE_DEMO_INTROSPECTION_SECRET"] = authz.introspectionClient.secret;
 
@@ -145,6 +158,8 @@ async function main(): Promise<number> {
     log(`  upstream     ${upstream.url}  (Medplum FhirRouter, in memory)`);
     log(`  authz        ${authz.issuer}  (oidc-provider; client ${authz.demoClient.id})`);
     log(`  state        ${o.stateDir}`);
+    log(`  audit        ${path.join(o.stateDir, "audit", "file", "audit.jsonl")}  (spool ${path.join(o.stateDir, "audit", "spool")}; check it: npx fhir-edge verify-audit --state ${o.stateDir})`);
+    log(`  AuditEvents  ${upstream.baseUrl(AUDIT_BASE)}/AuditEvent  (FHIR sink, IHE BALP; search ?patient=, ?date=)`);
     log("");
     log("Try it (the token is valid for an hour; mint more with `npx fhir-edge demo token --tenant acme --scope ...`):");
     // A patient token may search only its own compartment: name the patient.

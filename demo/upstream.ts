@@ -36,6 +36,8 @@ export interface UpstreamOptions {
   readonly seed?: number;
   /** @default 5 */
   readonly patientsPerTenant?: number;
+  /** Bases served empty, with no seeded data (the demo's audit store). @default [] */
+  readonly empty?: readonly string[];
 }
 
 export interface Upstream {
@@ -277,6 +279,10 @@ export async function startUpstream(opts: UpstreamOptions): Promise<Upstream> {
     const repo = new MemoryRepository();
     patients.set(tenant, await seed(repo, tenant, i, opts.seed ?? 42, opts.patientsPerTenant ?? 5));
     repos.set(tenant, repo);
+  }
+  for (const base of opts.empty ?? []) {
+    repos.set(base, new MemoryRepository());
+    patients.set(base, []);
   }
   let recorded: RecordedRequest[] = [];
   let baseUrl = "";

@@ -20,6 +20,18 @@ export default definePolicy({
       introspection: { clientId: "fhir-edge-gateway", clientSecretEnv: "FHIR_EDGE_DEMO_INTROSPECTION_SECRET" },
     },
   ],
+  // The audit trail: every request's PHI-free event, hash-chained in a local spool, shipped to
+  // a JSONL file in the state dir (and its signed checkpoints to a file of their own) and, as
+  // IHE BALP AuditEvents, to a FHIR server. Writes reach the spool before their response.
+  audit: {
+    keyFile: env("FHIR_EDGE_AUDIT_KEY", "/etc/fhir-edge/audit.key"),
+    durable: ["write"],
+    sinks: [
+      { id: "file", kind: "file" },
+      { id: "checkpoints", kind: "file", records: "checkpoints" },
+      { id: "fhir", kind: "fhir", url: env("FHIR_EDGE_AUDIT_FHIR_URL", "http://127.0.0.1:8103/audit/R4") },
+    ],
+  },
   tenants: [
     {
       id: "acme",

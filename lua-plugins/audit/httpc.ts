@@ -71,7 +71,10 @@ export function post(sink: AuditHttpSinkIR, path: string, contentType: string, b
   }
   const [status] = sock.receive("*l");
   let code: string | undefined;
-  if (status !== undefined) [, , code] = find(status, "^HTTP/1%.%d (%d%d%d)") as LuaMultiReturn<[number | undefined, number | undefined, string | undefined]>;
+  if (status !== undefined) {
+    const [, , c] = find(status, "^HTTP/1%.%d (%d%d%d)");
+    code = c as string | undefined;
+  }
   if (code === undefined) {
     sock.close();
     return fail(status === undefined ? "receive" : "bad_response");

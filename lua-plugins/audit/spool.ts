@@ -111,6 +111,22 @@ export function seal(s: Stream, kind: SealKind, lines: readonly string[], from: 
   return $multi(data.length, undefined);
 }
 
+/**
+ * A checkpoint of the last seal when the interval has passed since the last one and it is not
+ * signed yet: an idle worker's last batches are signed within the interval, not at its next
+ * request. Returns the bytes written (0 when none was due).
+ */
+export function checkpointIfDue(s: Stream, ts: number): number {
+  if (s.broken || s.fd < 0 || s.signed === s.seq || ts - s.checkpointAt < s.cfg.checkpointMs) return 0;
+  const line = checkpointLine(s, ts);
+  if (!writeAll(s.fd, line)) {
+    s.broken = true;
+    return 0;
+  }
+  s.segmentBytes = s.segmentBytes + line.length;
+  return line.length;
+}
+
 /** A new stream, its open seal written: `w<worker>-<ms>-<pid>`. */
 export function openStream(cfg: StreamConfig, worker: number, pid: number, nowMs: number, policy: string): LuaMultiReturn<[Stream, number] | [undefined, WriteError]> {
   makeDirs(cfg.dir);

@@ -12,7 +12,7 @@
  */
 import * as policy from "../generated/policy";
 import { auditKey } from "./key";
-import { closeStream, openStream, seal, segmentName, type SealKind, type Stream } from "./spool";
+import { checkpointIfDue, closeStream, openStream, seal, segmentName, type SealKind, type Stream } from "./spool";
 
 const cfg = policy.audit;
 const TICK_BATCHES = 4;
@@ -156,6 +156,11 @@ function tick(this: void, premature: boolean): void {
   for (let i = 0; i < TICK_BATCHES; i++) {
     if (!flushOne()) {
       if (!broken && !overLimit(0)) writeGaps();
+      const s = stream;
+      if (s !== undefined) {
+        const n = checkpointIfDue(s, nowMs());
+        if (n > 0) countAudit("spool_bytes", n);
+      }
       return;
     }
   }
