@@ -2,7 +2,8 @@
  * `npm start` as a user runs it (the same script, on free ports and its own state dir): the
  * printed curl line returns a searchset through the gateway with the RateLimit headers of the
  * demo's budgets, the README's loop provokes a 429, its cache lines show X-Cache MISS then HIT,
- * the demo CLI talks to the running stack,
+ * the audit trail lands in its file sink and, as AuditEvents, in the upstream's audit base
+ * (searchable by patient and date), the demo CLI talks to the running stack,
  * and Ctrl-C leaves no process and no listener behind.
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -79,6 +80,27 @@ describe("npm start", () => {
         "200 x-cache=MISS ValueSet/observation-category",
         "200 x-cache=HIT ValueSet/observation-category",
       ]);
+
+      // The audit trail: the printed places hold this run's events. The FHIR sink's AuditEvents
+      // are in the upstream's audit base, searchable by patient and by date.
+      const auditLine = out.split("\n").find((l) => l.trim().startsWith("audit "));
+      expect(auditLine).toContain(path.join(state, "audit", "file", "audit.jsonl"));
+      expect(auditLine).toContain(`npx fhir-edge verify-audit --state ${state}`);
+      const auditBase = `http://127.0.0.1:${up}/audit/R4`;
+      expect(out).toContain(`${auditBase}/AuditEvent`);
+      const day = new Date().toISOString().slice(0, 10);
+      let found = 0;
+      for (const deadline = Date.now() + 10_000; Date.now() < deadline && found < 3; ) {
+        await new Promise((r) => setTimeout(r, 250));
+        const b = (await (await fetch(`${auditBase}/AuditEvent?patient=Patient/acme-p1&date=ge${day}&_count=100`)).json()) as { entry?: unknown[] };
+        found = b.entry?.length ?? 0;
+      }
+      // The curl line's search, the two cache-loop searches and two of the ValueSet reads at least: a patient's own trail.
+      expect(found).toBeGreaterThanOrEqual(3);
+      const other = (await (await fetch(`${auditBase}/AuditEvent?patient=Patient/globex-p1`)).json()) as { entry?: unknown[] };
+      expect(other.entry ?? []).toHaveLength(0);
+      const exported = readFileSync(path.join(state, "audit", "file", "audit.jsonl"), "utf8").split("\n").filter((l) => l.startsWith('{"v":1'));
+      expect(exported.length).toBeGreaterThanOrEqual(8);
 
       const patients = await runCli(["demo", "patients", "--tenant", "globex", "--state", state]);
       expect(patients.code).toBe(0);
