@@ -4,7 +4,7 @@
  * so a worker killed mid-flight leaves whole batches or none of one. Pure over audit/fs and the
  * crypto module, so it runs under plain LuaJIT too (test/unit/lua/audit-spool).
  */
-import { hmacSha256, sha256Lines, toHex } from "../auth/crypto";
+import { hmacSha256, sha256Pair, toHex } from "../auth/crypto";
 import { closeFd, makeDirs, openAppend, sizeOf, sync, writeAll } from "./fs";
 
 const format = string.format;
@@ -89,7 +89,9 @@ export function seal(s: Stream, kind: SealKind, lines: readonly string[], from: 
   if (s.broken) return $multi(undefined, "broken");
   const seq = s.seq + 1;
   const n = to - from + 1;
-  const hash = toHex(sha256Lines(sealHead(s.prev, s.id, seq, kind, ts, n, dropped), lines, from, to));
+  // The batch's lines, each with its newline: what the hash covers after the head, and the start of the write.
+  const body = n > 0 ? concat(lines as string[], "\n", from, to) + "\n" : "";
+  const hash = toHex(sha256Pair(sealHead(s.prev, s.id, seq, kind, ts, n, dropped), body));
   const sealLine = '{"t":"seal","stream":"' + s.id + '","seq":' + format("%d", seq) + ',"kind":"' + kind + '","ts":' + format("%d", ts) + ',"n":' + format("%d", n) +
     ',"dropped":' + format("%d", dropped) + ',"prev":"' + s.prev + '","hash":"' + hash + '"' + extra + "}\n";
   s.seq = seq;
@@ -98,7 +100,7 @@ export function seal(s: Stream, kind: SealKind, lines: readonly string[], from: 
   const cfg = s.cfg;
   const due = kind === "close" || s.sinceCheckpoint >= cfg.checkpointEvery || ts - s.checkpointAt >= cfg.checkpointMs;
   const tail = due ? sealLine + checkpointLine(s, ts) : sealLine;
-  const data = n > 0 ? concat(lines as string[], "\n", from, to) + "\n" + tail : tail;
+  const data = body + tail;
   if (!roll(s, data.length)) {
     s.broken = true;
     return $multi(undefined, "open_failed");

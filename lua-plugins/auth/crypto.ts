@@ -113,18 +113,11 @@ export function hmacSha256(key: string, data: string): string {
   return ffi.string(digestBuf, 32);
 }
 
-/**
- * SHA-256 of `head`, then each of `lines[from..to]` (1-based, inclusive) followed by "\n", in
- * one pass: an audit seal hashes a batch's event lines without joining them first.
- */
-export function sha256Lines(head: string, lines: readonly string[], from: number, to: number): string {
+/** SHA-256 of `head` followed by `body`, without joining them: an audit seal's head and its batch. */
+export function sha256Pair(head: string, body: string): string {
   C.EVP_DigestInit_ex(hashCtx, HASH_MD, undefined);
   C.EVP_DigestUpdate(hashCtx, head, head.length);
-  for (let i = from; i <= to; i++) {
-    const l = lines[i - 1]!;
-    C.EVP_DigestUpdate(hashCtx, l, l.length);
-    C.EVP_DigestUpdate(hashCtx, "\n", 1);
-  }
+  C.EVP_DigestUpdate(hashCtx, body, body.length);
   C.EVP_DigestFinal_ex(hashCtx, digestBuf, undefined);
   return ffi.string(digestBuf, 32);
 }
