@@ -223,7 +223,46 @@ function removeSegment(seg: Segment): void {
     if (st.pending !== undefined && st.pending.name === seg.name) st.pending = undefined;
   }
   const d = dict();
-  if (d !== undefined) d.delete("n\t" + seg.name);
+  if (d !== undefined) {
+    d.delete("n\t" + seg.name);
+    d.delete("lost\t" + seg.name);
+  }
+}
+
+/**
+ * What removing a segment loses: its events, and the losses its own gap seals recorded (which
+ * go with it, so the new gap seal carries them). The writers count both per segment in the
+ * dict; a segment from before a restart is not there, and is read once to count them.
+ */
+function segmentLosses(seg: Segment): LuaMultiReturn<[number, number]> {
+  const d = dict();
+  const [n] = d === undefined ? [undefined] : d.get("n\t" + seg.name);
+  if (typeof n === "number") {
+    const [lost] = d!.get("lost\t" + seg.name);
+    return $multi(n, typeof lost === "number" ? lost : 0);
+  }
+  const raw = readAll(seg.path);
+  if (raw === undefined) return $multi(0, 0);
+  let events = 0;
+  let carried = 0;
+  let at = 1;
+  while (at <= raw.length) {
+    const [nl] = find(raw, "\n", at, true);
+    const stop = nl === undefined ? raw.length : nl - 1;
+    if (stop >= at) {
+      if (sub(raw, at, at + 4) !== '{"t":') events = events + 1;
+      else {
+        const line = sub(raw, at, stop);
+        const [gap] = find(line, '"kind":"gap"', 1, true);
+        if (gap !== undefined) {
+          const [, , k] = find(line, '"dropped":(%d+)');
+          carried = carried + (tonumber_((k ?? "0") as string) ?? 0);
+        }
+      }
+    }
+    at = stop + 2;
+  }
+  return $multi(events, carried);
 }
 
 /** Removes what every sink has; under drop-oldest, also the oldest segments past the bound. */
@@ -251,12 +290,12 @@ function prune(segs: Segment[]): number {
       if (total <= cfg!.max_bytes * 0.9) break;
       // Never the segment this worker writes now: dropping it would cut its own chain.
       if (!seg.complete && seg.pid === ngx.worker.pid()) continue;
-      const [n] = d === undefined ? [undefined] : d.get("n\t" + seg.name);
+      const [n, carried] = segmentLosses(seg);
       removeSegment(seg);
       total = total - seg.size;
       changed = true;
-      noteLoss(typeof n === "number" ? n : 0, "spool-dropped");
-      ngx.log(ngx.WARN, "audit: spool over ", format("%d", cfg!.max_bytes), " bytes: dropped segment ", seg.name, " (", tostring(typeof n === "number" ? n : "?"), " events) before every sink had it");
+      noteLoss(n, carried, "spool-dropped");
+      ngx.log(ngx.WARN, "audit: spool over ", format("%d", cfg!.max_bytes), " bytes: dropped segment ", seg.name, " (", format("%d", n), " events) before every sink had it");
     }
   }
   if (changed) for (const st of sinks) saveCursor(st);

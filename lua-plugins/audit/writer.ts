@@ -15,6 +15,7 @@ import { auditKey } from "./key";
 import { checkpointIfDue, closeStream, openStream, seal, segmentName, type SealKind, type Stream } from "./spool";
 
 const cfg = policy.audit;
+const format = string.format;
 /**
  * A 64 KB batch costs about 160 µs to seal and write here (SHA-256, the join, one write(2);
  * bench/RESULTS.md), so two per tick keep a tick near 0.3 ms.
@@ -71,13 +72,18 @@ function noteWrite(n: number | undefined, err: string | undefined): void {
 }
 
 /** Seals lines[from-1 .. to-1] (1-based bounds, as table.concat takes them). */
-function writeSeal(kind: SealKind, from: number, to: number, gap: number, reason: string, durable: boolean): boolean {
+function writeSeal(kind: SealKind, from: number, to: number, gap: number, reason: string, durable: boolean, carried = 0): boolean {
   const s = stream;
   if (s === undefined) return false;
-  const extra = reason === "" ? "" : ',"reason":"' + reason + '"';
+  let extra = reason === "" ? "" : ',"reason":"' + reason + '"';
+  if (carried > 0) extra = extra + ',"carried":' + format("%d", carried);
   const [n, err] = seal(s, kind, lines, from, to, nowMs(), gap, extra, durable);
   noteWrite(n, err);
-  if (n !== undefined && to >= from) countAudit("n\t" + segmentName(s), to - from + 1);
+  if (n !== undefined) {
+    // Per segment, what it holds and what its gap seals record: removing it loses both.
+    if (to >= from) countAudit("n\t" + segmentName(s), to - from + 1);
+    if (gap > 0) countAudit("lost\t" + segmentName(s), gap);
+  }
   return n !== undefined;
 }
 
@@ -214,13 +220,15 @@ export function writeNow(line: string): boolean {
 
 /**
  * Events lost outside the buffer (segments the shipper removed under drop-oldest): a gap seal
- * in this worker's stream says how many, and why.
+ * in this worker's stream says how many, and why. `carried` is what the removed segment's own
+ * gap seals had recorded: the new seal's `dropped` includes it (and says so in `carried`), so
+ * the gap seals left in the spool always add up to every event lost, but the metric counts
+ * only the new losses.
  */
-export function noteLoss(n: number, reason: string): void {
-  if (n <= 0) return;
-  countAudit("dropped", n);
-  if (stream === undefined || broken) return;
-  if (writeSeal("gap", 1, 0, n, reason, false)) countAudit("gaps", 1);
+export function noteLoss(n: number, carried: number, reason: string): void {
+  if (n > 0) countAudit("dropped", n);
+  if (n + carried <= 0 || stream === undefined || broken) return;
+  if (writeSeal("gap", 1, 0, n + carried, reason, false, carried)) countAudit("gaps", 1);
 }
 
 /** init_worker: the worker's stream, and its flush timer. */

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { Ajv } from "ajv";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import { mint } from "../../harness/authz-client.ts";
 import { head, rawRequest } from "../../harness/raw-http.ts";
 import { seededPatients, stack } from "../../harness/env.ts";
@@ -63,10 +63,17 @@ describe("audit events", () => {
     const [patient] = await seededPatients("acme");
     const token = await mint({ scope: "patient/*.rs launch/patient", patient });
     const sent: { id: string; expect: Partial<Record<string, unknown>> }[] = [];
+    // The create below lands in the shared upstream; it is removed there at the end, so
+    // later files still see only the seeded patients.
+    const created: string[] = [];
+    onTestFinished(async () => {
+      for (const id of created) await fetch(`${stack().upstream}/acme/R4/Patient/${id}`, { method: "DELETE" });
+    });
     const send = async (p: string, init: RequestInit, expectFields: Partial<Record<string, unknown>>): Promise<number> => {
       const id = rid();
       const r = await fetch(`${gw}${p}`, { ...init, headers: { ...(init.headers as Record<string, string>), "X-Request-ID": id } });
-      await r.text();
+      const text = await r.text();
+      if (r.status === 201) created.push((JSON.parse(text) as { id: string }).id);
       sent.push({ id, expect: { status: r.status, ...expectFields } });
       return r.status;
     };
@@ -78,6 +85,7 @@ describe("audit events", () => {
     // A body, through the durable write path.
     const body = JSON.stringify({ resourceType: "Patient", name: [{ family: PHI[1], given: [PHI[0]] }], birthDate: PHI[2], address: [{ line: [PHI[4]] }] });
     await send(`/acme/fhir/Patient`, { method: "POST", headers: { ...phiHeaders, "Content-Type": "application/fhir+json" }, body }, { decision: "allow", interaction: "create", resource_type: "Patient" });
+    expect(created).toHaveLength(1);
     // A token: patient-scoped read that is allowed, and a search outside the compartment that is refused.
     await send(`/secure/fhir/Patient/${patient}`, { headers: { ...phiHeaders, Authorization: `Bearer ${token}` } }, { decision: "allow", patient, resource_id: patient });
     expect(await send(`/secure/fhir/Observation?patient=someone-else&code=${PHI[3]}`, { headers: { Authorization: `Bearer ${token}` } }, { decision: "deny", reason: "forbidden" })).toBe(403);
