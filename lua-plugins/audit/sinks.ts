@@ -47,10 +47,12 @@ function rotate(sink: AuditFileSinkIR, st: FileState): void {
   for (let i = 0; i < rotated.length - sink.keep; i++) remove(sink.dir + "/" + rotated[i]);
 }
 
+const CHECKPOINT = '{"t":"checkpoint",';
+
 function checkpointsOf(data: string): string {
   const out: string[] = [];
   for (const [line] of gmatch(data, "([^\n]*)\n")) {
-    if (line !== undefined && sub(line, 1, 19) === '{"t":"checkpoint",') out.push(line + "\n");
+    if (line !== undefined && sub(line, 1, CHECKPOINT.length) === CHECKPOINT) out.push(line + "\n");
   }
   return table.concat(out);
 }
