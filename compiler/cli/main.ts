@@ -1,12 +1,15 @@
 /**
- * `fhir-edge <command>`: build, check, up, down, status, reload, rollback, bootstrap, demo.
+ * `fhir-edge <command>`: build, check, up, down, status, reload, rollback, bootstrap,
+ * verify-audit, demo.
  * Returns the exit code instead of exiting, so tests can call it.
  */
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { BuildOptions } from "../../nginx/gateway-conf.ts";
 import type { Diagnostic } from "../diagnostics.ts";
 import { UserError } from "../errors.ts";
+import type { PolicyIR } from "../ir.ts";
 import { bootstrap } from "../runtime.ts";
 import { stateDirFrom } from "../state.ts";
 
@@ -35,6 +38,11 @@ commands:
   rollback    switch back to the previous version, HUP, wait likewise
   bootstrap   check the nginx/Lua runtime and test tools; install them with apt when root
               (--check: only check)
+  verify-audit [PATH...] [--key FILE] [--checkpoints PATH]
+              check audit spools or exports (a directory of *.jsonl, or a file): every chain,
+              seal hash and checkpoint; prints each finding as file:line and exits 1 on any.
+              Without PATH: the current bundle's spool and file sinks in --state, its key and
+              its checkpoint sinks
   demo ...    the embedded demo stack (see demo/cli.ts)
 
 options:
@@ -209,9 +217,52 @@ async function demo(argv: string[]): Promise<number> {
   return typeof code === "number" ? code : 0;
 }
 
+/** What `verify-audit` checks: the paths given, or what the current bundle in the state dir writes. */
+function auditTargets(args: string[]): { sources: string[]; checkpoints: string[]; keyFile: string | undefined } | string {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: true, options: { state: { type: "string" }, key: { type: "string" }, checkpoints: { type: "string", multiple: true } } });
+  } catch (e) {
+    return (e as Error).message;
+  }
+  const v = parsed.values;
+  const checkpoints = v.checkpoints ?? [];
+  for (const p of [...parsed.positionals, ...checkpoints, ...(v.key === undefined ? [] : [v.key])]) if (!existsSync(p)) return `no such file or directory: ${p}`;
+  if (parsed.positionals.length > 0) return { sources: parsed.positionals, checkpoints, keyFile: v.key };
+  const state = stateDirFrom(v.state);
+  const current = path.join(state, "current");
+  if (!existsSync(path.join(current, "manifest.json"))) return `no current bundle in ${state}: give a PATH, or --state of a built gateway`;
+  const audit = (JSON.parse(readFileSync(path.join(current, "manifest.json"), "utf8")) as { ir: PolicyIR }).ir.audit;
+  if (audit === undefined || audit === null) return `the current bundle in ${state} has no audit; give a PATH`;
+  const sources = [audit.spool_dir];
+  const fromSinks: string[] = [];
+  for (const sink of audit.sinks) {
+    if (sink.kind !== "file" || !existsSync(sink.dir)) continue;
+    (sink.records === "all" ? sources : fromSinks).push(sink.dir);
+  }
+  return { sources, checkpoints: [...checkpoints, ...fromSinks], keyFile: v.key ?? (existsSync(audit.key_file) ? audit.key_file : undefined) };
+}
+
+async function verifyAuditCommand(args: string[], out: Out, err: Out): Promise<number> {
+  const t = auditTargets(args);
+  if (typeof t === "string") {
+    err(`verify-audit: ${t}\n\n${USAGE}`);
+    return 2;
+  }
+  const { verifyAudit, formatFinding } = await import("../audit/verify.ts");
+  const r = verifyAudit({ sources: t.sources, checkpoints: t.checkpoints, ...(t.keyFile === undefined ? {} : { key: readFileSync(t.keyFile) }) });
+  for (const f of r.findings) out(formatFinding(f));
+  for (const n of r.notes) err(`note: ${n}`);
+  for (const s of r.sources) out(`${s.kind} ${s.source}: ${s.streams} stream(s), ${s.seals} seal(s), ${s.events} event(s), ${s.checkpoints} checkpoint(s) matched`);
+  for (const p of t.checkpoints) out(`checkpoints ${p}`);
+  out(`${r.findings.length === 0 ? "ok" : "FAILED"}: ${r.findings.length} finding(s), ${r.macsChecked} checkpoint MAC(s) checked${t.keyFile === undefined ? " (no key)" : ` with ${t.keyFile}`}`);
+  return r.findings.length === 0 ? 0 : 1;
+}
+
 export async function main(argv: string[], out: Out = console.log, err: Out = console.error): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === "demo") return demo(rest);
+  if (cmd === "verify-audit" && !rest.includes("--help")) return verifyAuditCommand(rest, out, err);
   if (cmd === undefined || cmd === "--help" || cmd === "-h" || cmd === "help" || rest.includes("--help")) {
     out(USAGE);
     return cmd === undefined ? 2 : 0;

@@ -294,7 +294,7 @@ function prune(segs: Segment[]): number {
       removeSegment(seg);
       total = total - seg.size;
       changed = true;
-      noteLoss(n, carried, "spool-dropped");
+      noteLoss(n, carried, "spool-dropped", seg.name);
       ngx.log(ngx.WARN, "audit: spool over ", format("%d", cfg!.max_bytes), " bytes: dropped segment ", seg.name, " (", format("%d", n), " events) before every sink had it");
     }
   }

@@ -72,10 +72,11 @@ function noteWrite(n: number | undefined, err: string | undefined): void {
 }
 
 /** Seals lines[from-1 .. to-1] (1-based bounds, as table.concat takes them). */
-function writeSeal(kind: SealKind, from: number, to: number, gap: number, reason: string, durable: boolean, carried = 0): boolean {
+function writeSeal(kind: SealKind, from: number, to: number, gap: number, reason: string, durable: boolean, carried = 0, segment = ""): boolean {
   const s = stream;
   if (s === undefined) return false;
   let extra = reason === "" ? "" : ',"reason":"' + reason + '"';
+  if (segment !== "") extra = extra + ',"segment":"' + segment + '"';
   if (carried > 0) extra = extra + ',"carried":' + format("%d", carried);
   const [n, err] = seal(s, kind, lines, from, to, nowMs(), gap, extra, durable);
   noteWrite(n, err);
@@ -219,16 +220,18 @@ export function writeNow(line: string): boolean {
 }
 
 /**
- * Events lost outside the buffer (segments the shipper removed under drop-oldest): a gap seal
- * in this worker's stream says how many, and why. `carried` is what the removed segment's own
+ * Events lost outside the buffer (a segment the shipper removed under drop-oldest): a gap
+ * seal in this worker's stream says how many, why, and which segment, so verify-audit can tell
+ * a stream head dropped unshipped from one shipped and pruned. It is sealed even when the
+ * segment held no events (its seals went with it). `carried` is what the removed segment's own
  * gap seals had recorded: the new seal's `dropped` includes it (and says so in `carried`), so
  * the gap seals left in the spool always add up to every event lost, but the metric counts
  * only the new losses.
  */
-export function noteLoss(n: number, carried: number, reason: string): void {
+export function noteLoss(n: number, carried: number, reason: string, segment: string): void {
   if (n > 0) countAudit("dropped", n);
-  if (n + carried <= 0 || stream === undefined || broken) return;
-  if (writeSeal("gap", 1, 0, n + carried, reason, false, carried)) countAudit("gaps", 1);
+  if (stream === undefined || broken) return;
+  if (writeSeal("gap", 1, 0, n + carried, reason, false, carried, segment)) countAudit("gaps", 1);
 }
 
 /** init_worker: the worker's stream, and its flush timer. */

@@ -5,7 +5,7 @@
  * - drop-oldest: with the only sink down, the oldest segments go, the loss is counted and
  *   recorded in the chain as a gap seal, and requests keep being served;
  * - a worker killed with -9 loses at most its unflushed batch: its stream ends without a close
- *   seal, and the new worker starts a new stream.
+ *   seal (verify-audit: unclosed), and the new worker starts a new stream.
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +14,7 @@ import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kilobytes, milliseconds, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { formatFinding, verifyAudit } from "../../../compiler/audit/verify.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 
 let origin: http.Server;
@@ -100,8 +101,9 @@ describe("audit at its limits", () => {
   });
 
   it("drop-oldest: with its sink down the spool stays bounded, and each loss is counted and sealed as a gap", async () => {
+    const key = keyFile("/tmp");
     const gw = await startGateway(
-      policy("audit-drop-oldest", keyFile("/tmp"), {
+      policy("audit-drop-oldest", key, {
         spoolSize: kilobytes(48),
         segmentSize: kilobytes(8),
         atLimit: "drop-oldest",
@@ -129,10 +131,18 @@ describe("audit at its limits", () => {
       // A writer that outruns the shipper's pruning past the headroom drops too, as spool-full.
       for (const g of gaps) {
         expect(["spool-dropped", "spool-full"], JSON.stringify(g)).toContain(g["reason"]);
-        expect(g["dropped"] as number, JSON.stringify(g)).toBeGreaterThan(0);
+        // A removed segment is named, and sealed even if it held only seals; a spool-full gap drops events.
+        if (g["reason"] === "spool-dropped") expect(g["segment"], JSON.stringify(g)).toMatch(/^w\d+-\d+-\d+\.\d{6}\.jsonl$/);
+        else expect(g["dropped"] as number, JSON.stringify(g)).toBeGreaterThan(0);
       }
       // The dropped events, as the gaps say, are as many as the metric counted.
       expect(gaps.reduce((n, g) => n + (g["dropped"] as number), 0)).toBe(metric(text, "fe_audit_dropped_total"));
+      // verify-audit shows each gap and nothing else: the dropped heads are accounted for.
+      const v = verifyAudit({ sources: [path.join(gw.stateDir, "audit", "spool")], key: readFileSync(key) });
+      expect(v.findings.filter((f) => f.kind !== "gap").map(formatFinding)).toEqual([]);
+      expect(v.findings).toHaveLength(gaps.length);
+      const signed = spoolFiles(gw).flatMap((f) => readFileSync(path.join(gw.stateDir, "audit", "spool", f), "utf8").split("\n")).filter((l) => l.startsWith('{"t":"checkpoint"'));
+      expect(v.macsChecked).toBe(signed.length);
       expect(gw.newSeriousLines()).toEqual([]);
     } finally {
       await gw.stop();
@@ -140,7 +150,8 @@ describe("audit at its limits", () => {
   });
 
   it("a worker killed with -9 leaves a stream without a close seal, and its successor starts a new one", async () => {
-    const gw = await startGateway(policy("audit-kill9", keyFile("/tmp"), {}));
+    const key = keyFile("/tmp");
+    const gw = await startGateway(policy("audit-kill9", key, {}));
     try {
       for (let i = 0; i < 20; i++) await (await fetch(`${gw.url}/acme/fhir/Observation?code=${i}`)).text();
       await sleep(300);
@@ -156,6 +167,11 @@ describe("audit at its limits", () => {
       expect(killed.map((s) => s["kind"])).not.toContain("close");
       // What it had flushed is all there: 20 events in whole batches.
       expect(killed.filter((s) => s["kind"] === "batch").reduce((n, s) => n + (s["n"] as number), 0)).toBe(20);
+      // verify-audit shows it as cut off at its last seal, and the new stream as open.
+      const last = killed.at(-1)!;
+      const v = verifyAudit({ sources: [path.join(gw.stateDir, "audit", "spool")], key: readFileSync(key) });
+      expect(v.findings.map((f) => `${path.basename(f.file)} ${f.kind} ${f.seq ?? ""}`)).toEqual([`${spoolFiles(gw).find((f) => f.endsWith(`-${pid}.000000.jsonl`))!} unclosed ${String(last["seq"])}`]);
+      expect(v.notes.join("\n")).toMatch(/is open: its worker runs/);
       expect(gw.newSeriousLines([/worker process \d+ exited on signal 9/])).toEqual([]);
     } finally {
       await gw.stop();

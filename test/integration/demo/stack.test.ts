@@ -101,6 +101,16 @@ describe("npm start", () => {
       expect(other.entry ?? []).toHaveLength(0);
       const exported = readFileSync(path.join(state, "audit", "file", "audit.jsonl"), "utf8").split("\n").filter((l) => l.startsWith('{"v":1'));
       expect(exported.length).toBeGreaterThanOrEqual(8);
+      // The printed command holds on the running stack: spool, export and, once an idle worker
+      // has signed its last seal (checkpointInterval, 10 s), checkpoints.
+      let verified = await runCli(["verify-audit", "--state", state]);
+      for (const deadline = Date.now() + 15_000; Date.now() < deadline && / 0 checkpoint MAC/.test(verified.stdout); ) {
+        await new Promise((r) => setTimeout(r, 1000));
+        verified = await runCli(["verify-audit", "--state", state]);
+      }
+      expect(verified.stdout + verified.stderr).toMatch(/^ok: 0 finding\(s\), [1-9]\d* checkpoint MAC\(s\) checked with /m);
+      expect(verified.stdout).toMatch(/^export .*audit\/file: \d+ stream\(s\), \d+ seal\(s\), [1-9]\d* event/m);
+      expect(verified.code).toBe(0);
 
       const patients = await runCli(["demo", "patients", "--tenant", "globex", "--state", state]);
       expect(patients.code).toBe(0);
@@ -121,5 +131,9 @@ describe("npm start", () => {
     expect(nginx.stdout.trim()).toBe("");
     const after = await runCli(["demo", "patients", "--tenant", "acme", "--state", state]);
     expect(after.stderr).toContain("npm start");
+    // And once it has stopped: the workers' close seals are in the spool, not yet shipped.
+    const stopped = await runCli(["verify-audit", "--state", state]);
+    expect(stopped.stdout).toMatch(/^ok: 0 finding/m);
+    expect(stopped.code).toBe(0);
   }, 90_000);
 });
