@@ -2,7 +2,8 @@
  * The smallest HTTP/1.1 client the audit sinks need: one POST over a cosocket, from a timer
  * (ngx.location.capture is not available there). Written by hand: lua-resty-http is not in
  * Debian, and a sink only needs a POST with a known length, a status, and a body read by
- * Content-Length or chunked encoding. Connections are kept alive in nginx's cosocket pool.
+ * Content-Length, chunked encoding or the connection's close (none after a 204 or 304).
+ * Connections are kept alive in nginx's cosocket pool.
  */
 import type { AuditHttpSinkIR } from "../generated/policy";
 import { contains } from "../core/str";
@@ -69,36 +70,45 @@ export function post(sink: AuditHttpSinkIR, path: string, contentType: string, b
     sock.close();
     return fail("send");
   }
-  const [status] = sock.receive("*l");
   let code: string | undefined;
-  if (status !== undefined) {
-    const [, , c] = find(status, "^HTTP/1%.%d (%d%d%d)");
-    code = c as string | undefined;
-  }
-  if (code === undefined) {
-    sock.close();
-    return fail(status === undefined ? "receive" : "bad_response");
-  }
   let length: number | undefined;
   let chunked = false;
   let close = false;
-  for (;;) {
-    const [line] = sock.receive("*l");
-    if (line === undefined) {
-      sock.close();
-      return fail("receive");
+  // Interim 1xx responses (a 100 Continue the sink sends unasked) come before the final one.
+  while (code === undefined || sub(code, 1, 1) === "1") {
+    const [status] = sock.receive("*l");
+    code = undefined;
+    if (status !== undefined) {
+      const [, , c] = find(status, "^HTTP/1%.%d (%d%d%d)");
+      code = c as string | undefined;
     }
-    if (line === "") break;
-    const [, , name, value] = find(line, "^([^:]+):%s*(.-)%s*$");
-    if (name !== undefined) {
-      const n = lower(name as string);
-      if (n === "content-length") length = tonumber_(value as string);
-      else if (n === "transfer-encoding" && contains(lower(value as string), "chunked")) chunked = true;
-      else if (n === "connection" && lower(value as string) === "close") close = true;
+    if (code === undefined) {
+      sock.close();
+      return fail(status === undefined ? "receive" : "bad_response");
+    }
+    length = undefined;
+    chunked = false;
+    close = false;
+    for (;;) {
+      const [line] = sock.receive("*l");
+      if (line === undefined) {
+        sock.close();
+        return fail("receive");
+      }
+      if (line === "") break;
+      const [, , name, value] = find(line, "^([^:]+):%s*(.-)%s*$");
+      if (name !== undefined) {
+        const n = lower(name as string);
+        if (n === "content-length") length = tonumber_(value as string);
+        else if (n === "transfer-encoding" && contains(lower(value as string), "chunked")) chunked = true;
+        else if (n === "connection" && lower(value as string) === "close") close = true;
+      }
     }
   }
   let resp: string | undefined = "";
-  if (chunked) resp = readChunked(sock);
+  // 204 and 304 have no body whatever their headers say (RFC 9112 6.3).
+  if (code === "204" || code === "304") resp = "";
+  else if (chunked) resp = readChunked(sock);
   else if (length !== undefined && length > 0) {
     if (length > MAX_BODY) resp = undefined;
     else [resp] = sock.receive(length);
