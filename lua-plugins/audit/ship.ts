@@ -302,25 +302,43 @@ function prune(segs: Segment[]): number {
   return total;
 }
 
-function holdLock(d: SharedDict): boolean {
+/** Takes or renews the shipper lock: "new" when this worker just took it over, "held" when it had it. */
+function holdLock(d: SharedDict): "new" | "held" | undefined {
   const me = ngx.worker.pid();
   const [ok] = d.add("shipper", me, LOCK_TTL);
-  if (ok) return true;
+  if (ok) return "new";
   const [holder] = d.get("shipper");
-  if (holder !== me) return false;
+  if (holder !== me) return undefined;
   d.set("shipper", me, LOCK_TTL);
-  return true;
+  return "held";
+}
+
+function releaseLock(d: SharedDict): void {
+  const [holder] = d.get("shipper");
+  if (holder === ngx.worker.pid()) d.delete("shipper");
 }
 
 function tick(this: void, premature: boolean): void {
   const d = dict();
   if (d === undefined || cfg === undefined) return;
   if (premature) {
-    const [holder] = d.get("shipper");
-    if (holder === ngx.worker.pid()) d.delete("shipper");
+    // The worker is exiting (reload, stop). A tick still delivering keeps the lock until it
+    // has saved its cursors and releases it itself; otherwise a new shipper would read the
+    // cursor files before them and send the same events again under other keys.
+    if (!running) releaseLock(d);
     return;
   }
-  if (running || !holdLock(d)) return;
+  if (running) return;
+  const lock = holdLock(d);
+  if (lock === undefined) return;
+  if (lock === "new") {
+    // Another worker shipped since this one last did: its cursor files are the truth.
+    for (const st of sinks) {
+      st.off = new LuaTable();
+      st.pending = undefined;
+      st.loaded = false;
+    }
+  }
   running = true;
   const [ok, err] = pcall(() => {
     const segs = segments();
@@ -336,6 +354,7 @@ function tick(this: void, premature: boolean): void {
   });
   running = false;
   if (!ok) ngx.log(ngx.ERR, "audit: shipping failed: ", tostring(err));
+  if (ngx.worker.exiting()) releaseLock(d);
 }
 
 /** init_worker: every worker runs the timer; the lock picks the one that ships. */

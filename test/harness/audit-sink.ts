@@ -14,6 +14,8 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
+import path from "node:path";
+import type { OwnGateway } from "./gateway.ts";
 
 export interface SealRecord {
   readonly t: "seal";
@@ -202,4 +204,33 @@ export function lastSeals(spoolDir: string): Map<string, number> {
     }
   }
   return out;
+}
+
+/** A series' value in Prometheus text (NaN when absent). */
+export function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(text);
+  return m === null ? NaN : Number(m[1]);
+}
+
+/**
+ * Polls until the sink has taken the last seal of every stream in the spool and the gateway
+ * reports no lag on two readings in a row; the last metrics text. (The lag gauge alone is not
+ * enough: the shipper sets it after a tick's deliveries, so it reads 0 before the first one.)
+ */
+export async function caughtUp(gw: OwnGateway, sink: AuditSink, timeoutMs: number, sinkId = "siem"): Promise<{ text: string; ms: number }> {
+  const t0 = Date.now();
+  const spool = path.join(gw.stateDir, "audit", "spool");
+  let zeros = 0;
+  let text = "";
+  let behind: string[] = [];
+  while (Date.now() - t0 < timeoutMs) {
+    const taken = new Map<string, number>();
+    for (const s of sink.seals()) taken.set(s.stream, Math.max(s.seq, taken.get(s.stream) ?? -1));
+    behind = [...lastSeals(spool)].filter(([stream, seq]) => (taken.get(stream) ?? -1) < seq).map(([stream, seq]) => `${stream} at ${taken.get(stream) ?? -1} of ${seq}`);
+    text = await gw.metrics();
+    zeros = behind.length === 0 && metric(text, `fe_audit_sink_lag_bytes{sink="${sinkId}"}`) === 0 ? zeros + 1 : 0;
+    if (zeros >= 2) return { text, ms: Date.now() - t0 };
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`the sink is still behind after ${timeoutMs} ms (${behind.join(", ")}):\n${text.split("\n").filter((l) => l.startsWith("fe_audit")).join("\n")}`);
 }

@@ -22,12 +22,19 @@ export interface OwnGateway {
   readonly port: number;
   readonly stateDir: string;
   readonly errorLog: string;
+  /** The bundle version it runs: the first build's, then each reload's. */
+  readonly version: string;
   /** `[error]`, `[crit]`, `[alert]` and `[emerg]` lines added since the last call, minus the allowed ones. */
   newSeriousLines(allowed?: readonly RegExp[]): string[];
   /** Prometheus text of the admin listener. */
   metrics(): Promise<string>;
   /** `fhir-edge reload` with a new policy: build, nginx -t, switch, HUP, wait for its version. */
   reload(policy: PolicyInput): Promise<string>;
+  /**
+   * A graceful restart: QUIT (the workers finish their requests and close their audit streams,
+   * `down`), then the same bundle again on the same ports and state dir, which is kept.
+   */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,9 +58,13 @@ export async function startGateway(policy: PolicyInput, opts: { workers?: number
     throw new Error(`policy does not build:\n${built.diagnostics.map(formatDiagnostic).join("\n")}`);
   }
   activate(stateDir, built.version);
-  await up({ stateDir, waitMs: 0 });
+  let version = built.version;
+  const started = async (): Promise<void> => {
+    await up({ stateDir, waitMs: 0 });
+    if (!(await waitForVersion(`127.0.0.1:${adminPort}`, version, 10_000))) throw new Error(`own gateway did not report version ${version} within 10 s`);
+  };
+  await started();
   const admin = `http://127.0.0.1:${adminPort}`;
-  if (!(await waitForVersion(`127.0.0.1:${adminPort}`, built.version, 10_000))) throw new Error(`own gateway did not report version ${built.version} within 10 s`);
   const errorLog = path.join(stateDir, "logs", "error.log");
   let offset = 0;
   return {
@@ -62,6 +73,9 @@ export async function startGateway(policy: PolicyInput, opts: { workers?: number
     port,
     stateDir,
     errorLog,
+    get version() {
+      return version;
+    },
     newSeriousLines(allowed = []) {
       const all = existsSync(errorLog) ? readFileSync(errorLog) : Buffer.alloc(0);
       const text = all.subarray(offset).toString("utf8");
@@ -75,7 +89,12 @@ export async function startGateway(policy: PolicyInput, opts: { workers?: number
       writeFileSync(policyFile, `export default ${JSON.stringify(next, null, 2)};\n`);
       const r = await reload({ policyFile, stateDir, options });
       if (!r.ok) throw new Error(`reload failed: ${r.error}\n${r.build.diagnostics.map(formatDiagnostic).join("\n")}`);
-      return r.switched.version;
+      version = r.switched.version;
+      return version;
+    },
+    async restart() {
+      await down({ stateDir });
+      await started();
     },
     async stop() {
       await down({ stateDir });

@@ -19,7 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, seconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { formatFinding, verifyAudit } from "../../../compiler/audit/verify.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
-import { lastSeals, startAuditSink, type AuditSink } from "../../harness/audit-sink.ts";
+import { caughtUp, metric, startAuditSink, type AuditSink } from "../../harness/audit-sink.ts";
 
 const RATE = 300;
 const CONCURRENCY = 16;
@@ -61,11 +61,6 @@ function policy(sinkUrl: string): PolicyInput {
   };
 }
 
-function metric(text: string, name: string): number {
-  const m = new RegExp(`^${name.replace(/[{}]/g, "\\$&")} (\\d+)$`, "m").exec(text);
-  return m === null ? NaN : Number(m[1]);
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface LoadResult {
@@ -101,29 +96,6 @@ async function steadyLoad(base: string, rate: number, concurrency: number, durat
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { sent, statuses, errors };
-}
-
-/**
- * Polls until the sink has taken the last seal of every stream in the spool and the gateway
- * reports no lag on two readings in a row; the last metrics text. (The lag gauge alone is not
- * enough: the shipper sets it after a tick's deliveries, so it reads 0 before the first one.)
- */
-async function caughtUp(gw: OwnGateway, sink: AuditSink, timeoutMs: number): Promise<{ text: string; ms: number }> {
-  const t0 = Date.now();
-  const spool = path.join(gw.stateDir, "audit", "spool");
-  let zeros = 0;
-  let text = "";
-  let behind: string[] = [];
-  while (Date.now() - t0 < timeoutMs) {
-    const taken = new Map<string, number>();
-    for (const s of sink.seals()) taken.set(s.stream, Math.max(s.seq, taken.get(s.stream) ?? -1));
-    behind = [...lastSeals(spool)].filter(([stream, seq]) => (taken.get(stream) ?? -1) < seq).map(([stream, seq]) => `${stream} at ${taken.get(stream) ?? -1} of ${seq}`);
-    text = await gw.metrics();
-    zeros = behind.length === 0 && metric(text, 'fe_audit_sink_lag_bytes{sink="siem"}') === 0 ? zeros + 1 : 0;
-    if (zeros >= 2) return { text, ms: Date.now() - t0 };
-    await sleep(300);
-  }
-  throw new Error(`the sink is still behind after ${timeoutMs} ms (${behind.join(", ")}):\n${text.split("\n").filter((l) => l.startsWith("fe_audit")).join("\n")}`);
 }
 
 /** The sink's events, checked to be one per id in `sent`; throws with what differs. */
