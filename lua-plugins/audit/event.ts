@@ -41,6 +41,24 @@ export function esc(s: string): string {
 
 interface Audited {
   audit_part?: string;
+  audit_patient?: string;
+}
+
+/** A route's id, escaped once per route (ids are policy data, not validated to be JSON-safe). */
+const routeIds = new LuaTable<string, string>();
+function routeId(id: string): string {
+  let e = routeIds.get(id);
+  if (e === undefined) {
+    e = esc(id);
+    routeIds.set(id, e);
+  }
+  return e;
+}
+
+/** The methods nginx parses, as themselves; any other all-capitals token too, checked by pattern. */
+const METHODS: Record<string, boolean> = { GET: true, HEAD: true, POST: true, PUT: true, PATCH: true, DELETE: true, OPTIONS: true, TRACE: true, CONNECT: true };
+function method(m: string): string {
+  return METHODS[m] === true || matches(m, "^%u+$") ? m : "OTHER";
 }
 
 /** `Practitioner` of `https://x/fhir/Practitioner/12` or `Practitioner/12`: the type, never the id. */
@@ -60,6 +78,7 @@ function identityPart(id: Identity): string {
   s = s + ',"token_id":"' + id.tid + '"';
   if (id.scope !== "") s = s + ',"scope":"' + esc(id.scope) + '"';
   (id as unknown as Audited).audit_part = s;
+  if (id.patient !== undefined) (id as unknown as Audited).audit_patient = esc(id.patient);
   return s;
 }
 
@@ -81,7 +100,8 @@ function paramsPart(args: string | undefined): string {
     if (piece !== "") {
       const [eq] = find(piece, "=", 1, true);
       const name = eq === undefined ? piece : sub(piece, 1, eq - 1);
-      out = out + (first ? "" : ",") + '{"name":"' + esc(name) + '"' + (hashValues ? ',"hmac":"' + valueHmac(eq === undefined ? "" : sub(piece, eq + 1)) + '"' : "") + "}";
+      // Canonical names are percent-encoded: no quote, backslash or control byte is left.
+      out = out + (first ? "" : ",") + '{"name":"' + name + '"' + (hashValues ? ',"hmac":"' + valueHmac(eq === undefined ? "" : sub(piece, eq + 1)) + '"' : "") + "}";
       first = false;
     }
     at = amp + 1;
@@ -92,8 +112,9 @@ function paramsPart(args: string | undefined): string {
 /** The pipeline's half of the event: tenant ... decision (README order). */
 function fragment(st: RequestState, decision: string, reason: string | undefined): string {
   const tenant = st.tenant;
-  let s = '"tenant":"' + (tenant === undefined ? "none" : tenant.id) + '","method":"' + (matches(st.method, "^%u+$") ? st.method : "OTHER") + '"';
+  let s = '"tenant":"' + (tenant === undefined ? "none" : tenant.id) + '","method":"' + method(st.method) + '"';
   const c = st.c;
+  // Escaped already: a validated id from the path, or the token's, escaped with its identity.
   let patient: string | undefined;
   if (c !== undefined) {
     s = s + ',"interaction":"' + c.interaction + '"';
@@ -105,15 +126,16 @@ function fragment(st: RequestState, decision: string, reason: string | undefined
     }
     if (c.operation !== undefined) s = s + ',"operation":"' + esc(c.operation) + '"';
     const route = st.route;
-    if (route !== undefined) s = s + ',"route":"' + esc(route.id) + '"';
+    if (route !== undefined) s = s + ',"route":"' + routeId(route.id) + '"';
     s = s + paramsPart(st.args);
   }
   const id = st.id;
   if (id !== undefined) {
     s = s + identityPart(id);
-    if (id.patient !== undefined) patient = id.patient;
+    const p = (id as unknown as Audited).audit_patient;
+    if (p !== undefined) patient = p;
   }
-  if (patient !== undefined) s = s + ',"patient":"' + esc(patient) + '"';
+  if (patient !== undefined) s = s + ',"patient":"' + patient + '"';
   s = s + ',"decision":"' + decision + '"';
   if (reason !== undefined) s = s + ',"reason":"' + reason + '"';
   return s;
@@ -163,7 +185,7 @@ export function eventLine(status: number, seconds: number): string | undefined {
     // The error page is a GET; the request line keeps what the client sent.
     const [, , first] = find(ngxVar.request ?? "", "^(%u+) ");
     const m = (first as string | undefined) ?? "OTHER";
-    frag = '"tenant":"none","method":"' + (matches(m, "^%u+$") ? m : "OTHER") + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
+    frag = '"tenant":"none","method":"' + method(m) + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
   }
   const start = ngx.req.start_time();
   let s = '{"v":1,"ts":' + format("%d", floor(start * 1000 + 0.5));
@@ -180,7 +202,8 @@ export function eventLine(status: number, seconds: number): string | undefined {
   if (rl !== undefined && rl !== "") s = s + ',"ratelimit":"' + esc(rl) + '"';
   s = s + ',"latency_ms":' + format("%.3f", seconds * 1000);
   const ip = ngxVar.remote_addr;
-  if (ip !== undefined) s = s + ',"ip":"' + esc(ip) + '"';
+  // nginx's text form of the peer address: digits, dots, colons, hex.
+  if (ip !== undefined) s = s + ',"ip":"' + ip + '"';
   const ua = ngxVar.http_user_agent;
   if (ua !== undefined && ua !== "") s = s + ',"ua_hash":"' + uaHash(ua) + '"';
   return s + ',"break_glass":false}';

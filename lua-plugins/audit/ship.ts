@@ -130,43 +130,66 @@ function segments(): Segment[] {
   return out;
 }
 
-/** Whole lines of `data` up to and including its last chain record; "" when it has none. */
-function cut(data: string): string {
-  let at = 1;
+const CHAIN = '\n{"t":';
+const SEAL_SEQ = '^{"t":"seal","stream":"[^"]*","seq":(%d+)';
+
+/**
+ * How much of `data` is whole lines up to and including its last chain record (0 when it has
+ * none), and the seqs of its first and last seals (-1 without). Chain records start a line, so
+ * a plain search for a newline and `{"t":` finds them without reading each event line.
+ */
+function cut(data: string): LuaMultiReturn<[number, number, number]> {
   let lastEnd = 0;
+  let first = -1;
+  let last = -1;
+  let at = sub(data, 1, 5) === '{"t":' ? 1 : 0;
+  let from = 1;
   for (;;) {
-    const [nl] = find(data, "\n", at, true);
-    if (nl === undefined) break;
-    if (sub(data, at, at + 4) === '{"t":') lastEnd = nl;
-    at = nl + 1;
+    if (at === 0) {
+      const [nl] = find(data, CHAIN, from, true);
+      if (nl === undefined) break;
+      at = nl + 1;
+    }
+    const [eol] = find(data, "\n", at, true);
+    if (eol === undefined) break;
+    const [, , seq] = find(data, SEAL_SEQ, at);
+    if (seq !== undefined) {
+      last = tonumber_(seq as string)!;
+      if (first < 0) first = last;
+    }
+    lastEnd = eol;
+    from = eol;
+    at = 0;
   }
-  return lastEnd === 0 ? "" : sub(data, 1, lastEnd);
+  return $multi(lastEnd, first, last);
 }
 
-function seqRange(data: string): LuaMultiReturn<[number, number]> {
-  const [, , first] = find(data, '"t":"seal","stream":"[^"]*","seq":(%d+)');
-  let last = first;
-  let at = 1;
-  for (;;) {
-    const [s, e, seq] = find(data, '"t":"seal","stream":"[^"]*","seq":(%d+)', at);
-    if (s === undefined) break;
-    last = seq;
-    at = (e as number) + 1;
-  }
-  return $multi(first === undefined ? -1 : tonumber_(first as string)!, last === undefined ? -1 : tonumber_(last as string)!);
+interface Next {
+  readonly range: Pending;
+  readonly data: string;
+  readonly firstSeq: number;
+  readonly lastSeq: number;
 }
 
-/** The next chunk of a segment for a sink: the pending one again, or whole lines from its cursor. */
-function nextChunk(st: SinkState, seg: Segment): Pending | undefined {
+/**
+ * The next chunk of a segment for a sink: the pending one again, or whole lines from its
+ * cursor; `false` when the pending range no longer exists (a segment removed under drop-oldest).
+ */
+function nextChunk(st: SinkState, seg: Segment): Next | false | undefined {
   const p = st.pending;
-  if (p !== undefined && p.name === seg.name) return p;
+  if (p !== undefined && p.name === seg.name) {
+    const again = readAt(seg.path, p.from, p.to - p.from);
+    if (again === undefined || again.length !== p.to - p.from) return false;
+    const [, first, last] = cut(again);
+    return { range: p, data: again, firstSeq: first, lastSeq: last };
+  }
   const from = st.off.get(seg.name) ?? 0;
   if (from >= seg.size) return undefined;
   const data = readAt(seg.path, from, math.min(chunkBytes, seg.size - from));
   if (data === undefined || data === "") return undefined;
-  const whole = cut(data);
-  if (whole === "") return undefined;
-  return { name: seg.name, from, to: from + whole.length };
+  const [whole, first, last] = cut(data);
+  if (whole === 0) return undefined;
+  return { range: { name: seg.name, from, to: from + whole }, data: whole === data.length ? data : sub(data, 1, whole), firstSeq: first, lastSeq: last };
 }
 
 function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
@@ -178,16 +201,14 @@ function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
     if (given >= CHUNKS_PER_TICK) return;
     if (held.get(seg.stream) === true) continue;
     for (;;) {
-      const range = nextChunk(st, seg);
-      if (range === undefined) break;
-      const data = readAt(seg.path, range.from, range.to - range.from);
-      if (data === undefined || data.length !== range.to - range.from) {
-        // The range no longer exists (a segment removed under drop-oldest): start over.
+      const next = nextChunk(st, seg);
+      if (next === false) {
         st.pending = undefined;
         break;
       }
-      const [first, last] = seqRange(data);
-      const chunk: Chunk = { data, stream: seg.stream, firstSeq: first, lastSeq: last };
+      if (next === undefined) break;
+      const range = next.range;
+      const chunk: Chunk = { data: next.data, stream: seg.stream, firstSeq: next.firstSeq, lastSeq: next.lastSeq };
       if (!deliver(st.sink, chunk, observer)) {
         if (st.pending === undefined) {
           st.pending = range;
