@@ -187,26 +187,33 @@ export function eventLine(status: number, seconds: number): string | undefined {
     const m = (first as string | undefined) ?? "OTHER";
     frag = '"tenant":"none","method":"' + method(m) + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
   }
-  const start = ngx.req.start_time();
-  let s = '{"v":1,"ts":' + format("%d", floor(start * 1000 + 0.5));
   const rid = ngxVar.fe_request_id;
-  if (rid !== undefined && rid !== "") s = s + ',"request_id":"' + rid + '"';
   const tp = ngxVar.fe_traceparent;
-  if (tp !== undefined && tp !== "") s = s + ',"traceparent":"' + tp + '"';
-  s = s + "," + frag + POLICY_PART + format("%d", status);
-  if (gw.caching) {
-    const xc = ngxVar.fe_x_cache;
-    if (xc !== undefined && xc !== "") s = s + ',"cache":"' + xc + '"';
-  }
+  let xc: string | undefined;
+  if (gw.caching) xc = ngxVar.fe_x_cache;
   const rl = ngxVar.fe_ratelimit;
-  if (rl !== undefined && rl !== "") s = s + ',"ratelimit":"' + esc(rl) + '"';
-  s = s + ',"latency_ms":' + format("%.3f", seconds * 1000);
   const ip = ngxVar.remote_addr;
-  // nginx's text form of the peer address: digits, dots, colons, hex.
-  if (ip !== undefined) s = s + ',"ip":"' + ip + '"';
   const ua = ngxVar.http_user_agent;
-  if (ua !== undefined && ua !== "") s = s + ',"ua_hash":"' + uaHash(ua) + '"';
-  return s + ',"break_glass":false}';
+  // One concatenation of small parts: building the line field by field copied its growing
+  // prefix once per field.
+  return (
+    '{"v":1,"ts":' +
+    format("%d", floor(ngx.req.start_time() * 1000 + 0.5)) +
+    (rid !== undefined && rid !== "" ? ',"request_id":"' + rid + '"' : "") +
+    (tp !== undefined && tp !== "" ? ',"traceparent":"' + tp + '"' : "") +
+    "," +
+    frag +
+    POLICY_PART +
+    format("%d", status) +
+    (xc !== undefined && xc !== "" ? ',"cache":"' + xc + '"' : "") +
+    (rl !== undefined && rl !== "" ? ',"ratelimit":"' + esc(rl) + '"' : "") +
+    ',"latency_ms":' +
+    format("%.3f", seconds * 1000) +
+    // nginx's text form of the peer address: digits, dots, colons, hex.
+    (ip !== undefined ? ',"ip":"' + ip + '"' : "") +
+    (ua !== undefined && ua !== "" ? ',"ua_hash":"' + uaHash(ua) + '"' : "") +
+    ',"break_glass":false}'
+  );
 }
 
 /**
