@@ -10,8 +10,12 @@
  * BENCH_CACHE=on caches every type the scenarios read, for an hour (so after the warm-up the
  * cacheable requests are hits); BENCH_CACHE=miss keeps the same cache but stores nothing
  * (maxEntry 0), so every cacheable request takes the miss path through the cache location.
+ * BENCH_AUDIT=on records every request in the audit trail (spool, chain, checkpoints) and
+ * ships it to a file sink, all in the one worker; BENCH_AUDIT=durable also makes writes reach
+ * the spool before their response, and BENCH_AUDIT=fsync fsyncs that write. The key is
+ * FHIR_EDGE_BENCH_AUDIT_KEY (bench/targets.ts makes one per target).
  */
-import { definePolicy, kilobytes, milliseconds, perSecond, seconds, tokens, type BudgetProps, type LimitsProps, type RouteProps, type TenantCacheProps, type TenantProps } from "fhir-edge";
+import { definePolicy, kilobytes, milliseconds, perSecond, seconds, tokens, type BudgetProps, type AuditProps, type LimitsProps, type RouteProps, type TenantCacheProps, type TenantProps } from "fhir-edge";
 
 const upstream = process.env["FHIR_EDGE_BENCH_UPSTREAM"] ?? "http://127.0.0.1:8199";
 const routes = (r: RouteProps[]): RouteProps[] => (process.env["BENCH_ROUTES"] === "off" ? [] : r);
@@ -31,6 +35,18 @@ const cache: Pick<TenantProps, "cache"> =
   caching === undefined
     ? {}
     : { cache: { ttl: { metadata: hour, ValueSet: hour, CodeSystem: hour, Patient: hour, Observation: hour, Encounter: hour, Condition: hour } } satisfies TenantCacheProps };
+const auditing = process.env["BENCH_AUDIT"];
+const audit: { audit?: AuditProps } =
+  auditing === undefined
+    ? {}
+    : {
+        audit: {
+          keyFile: process.env["FHIR_EDGE_BENCH_AUDIT_KEY"] ?? "",
+          durable: auditing === "durable" || auditing === "fsync" ? ["write"] : [],
+          fsync: auditing === "fsync",
+          sinks: [{ id: "file", kind: "file" }],
+        },
+      };
 const store: LimitsProps =
   limits === "redis" || limits === "sync"
     ? { store: "redis", redis: { url: process.env["FHIR_EDGE_BENCH_REDIS"] ?? "redis://127.0.0.1:6379", nodes: 1, ...(limits === "sync" ? { sync: milliseconds(100) } : {}) } }
@@ -40,6 +56,7 @@ export default definePolicy({
   name: "bench",
   limits: store,
   ...(caching === "miss" ? { cache: { maxEntry: kilobytes(0) } } : {}),
+  ...audit,
   resolution: { order: ["claim", "path"] },
   issuers: auth
     ? [{ id: "bench", issuer: process.env["FHIR_EDGE_BENCH_ISSUER"] ?? "http://127.0.0.1:8104", audiences: ["https://fhir-edge.local/fhir"], mode: "jwt" }]

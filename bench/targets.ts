@@ -13,7 +13,8 @@
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import net from "node:net";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildBundle, PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { activate, up } from "../compiler/control.ts";
@@ -292,12 +293,22 @@ export const GATEWAY_VARIANTS: readonly GatewayVariant[] = [
   { name: "cache", description: "gateway with the response cache (hits: every read type cached for an hour)", env: { BENCH_CACHE: "on" } },
   { name: "cache-miss", description: "gateway with the response cache storing nothing (every cacheable request a miss)", env: { BENCH_CACHE: "miss" } },
   { name: "auth-cache", description: "gateway requiring a token, with the response cache (hits in the user's partition)", env: { BENCH_AUTH: "on", BENCH_CACHE: "on" }, token: "user" },
+  // The audit trail: every request an event, batched, sealed, spooled and shipped to a file sink.
+  { name: "audit", description: "gateway with the audit trail (spool, hash chain, checkpoints, a file sink)", env: { BENCH_AUDIT: "on" } },
+  { name: "audit-durable", description: "gateway with the audit trail, writes in the spool before their response", env: { BENCH_AUDIT: "durable" } },
+  { name: "audit-fsync", description: "gateway with the audit trail, writes in the spool and fsynced before their response", env: { BENCH_AUDIT: "fsync" } },
 ];
 
 export async function startGateway(outDir: string, variant: GatewayVariant, port: number, adminPort: number, upstreamPort: number): Promise<Target> {
   const stateDir = path.join(outDir, `gw-${variant.name}`);
   const saved = { ...process.env };
   Object.assign(process.env, { FHIR_EDGE_BENCH_UPSTREAM: `http://127.0.0.1:${upstreamPort}`, ...variant.env });
+  if (variant.env?.["BENCH_AUDIT"] !== undefined) {
+    const key = path.join(stateDir, "audit.key");
+    mkdirSync(stateDir, { recursive: true });
+    if (!existsSync(key)) writeFileSync(key, randomBytes(32), { mode: 0o600 });
+    process.env["FHIR_EDGE_BENCH_AUDIT_KEY"] = key;
+  }
   try {
     const built = await buildBundle({
       policyFile: path.join(PACKAGE_ROOT, "bench", "bench.policy.ts"),

@@ -30,6 +30,22 @@ export const SHIP_EVERY = 0.2;
 const LOCK_TTL = 5;
 /** Chunks a sink is given per tick, at most. */
 const CHUNKS_PER_TICK = 8;
+/**
+ * A tick's file work (reading chunks, a file sink's writes) stops after this much time, so a
+ * worker is never kept from its requests for long; a tick that stopped with work left runs
+ * again at once, after the requests waiting meanwhile.
+ */
+const SLICE = 0.0005;
+let sliceEnd = 0;
+let behind = false;
+
+/** Whether this tick has used its slice (checked between chunks, so each tick ships at least one). */
+function sliceOver(): boolean {
+  ngx.update_time();
+  if (ngx.now() < sliceEnd) return false;
+  behind = true;
+  return true;
+}
 const BACKOFF_MIN = 0.5;
 const BACKOFF_MAX = 30;
 
@@ -198,7 +214,10 @@ function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
   let given = 0;
   const held = new LuaTable<string, boolean>();
   for (const seg of segs) {
-    if (given >= CHUNKS_PER_TICK) return;
+    if (given >= CHUNKS_PER_TICK) {
+      behind = true;
+      return;
+    }
     if (held.get(seg.stream) === true) continue;
     for (;;) {
       const next = nextChunk(st, seg);
@@ -225,7 +244,11 @@ function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
       saveCursor(st);
       countAudit("shipped\t" + st.sink.id, range.to - range.from);
       given = given + 1;
-      if (given >= CHUNKS_PER_TICK) return;
+      if (given >= CHUNKS_PER_TICK) {
+        behind = true;
+        return;
+      }
+      if (sliceOver()) return;
     }
     // A stream's later segments wait until this one is all delivered.
     if ((st.off.get(seg.name) ?? 0) < seg.size || !seg.complete) held.set(seg.stream, true);
@@ -361,6 +384,9 @@ function tick(this: void, premature: boolean): void {
     }
   }
   running = true;
+  behind = false;
+  ngx.update_time();
+  sliceEnd = ngx.now() + SLICE;
   const [ok, err] = pcall(() => {
     const segs = segments();
     const now = ngx.now();
@@ -376,6 +402,7 @@ function tick(this: void, premature: boolean): void {
   running = false;
   if (!ok) ngx.log(ngx.ERR, "audit: shipping failed: ", tostring(err));
   if (ngx.worker.exiting()) releaseLock(d);
+  else if (behind && ok) ngx.timer.at(0, tick);
 }
 
 /** init_worker: every worker runs the timer; the lock picks the one that ships. */
