@@ -175,10 +175,11 @@ function tick(this: void, premature: boolean): void {
       return;
     }
   }
-  // More than a tick's worth: go on in the next turn of the event loop.
+  // More than a tick's worth: go on after the next turn of the event loop (a timer due now
+  // would run in this same pass of nginx's timers, before any request).
   if (!scheduled) {
     scheduled = true;
-    ngx.timer.at(0, tick);
+    ngx.timer.at(0.001, tick);
   }
 }
 
