@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, s
 import path from "node:path";
 import { buildBundle, ensureStateDirs, readManifest, type BuildBundleParams, type BundleResult } from "./bundle.ts";
 import { UserError } from "./errors.ts";
+import { pidAlive as alive } from "./process.ts";
 import { findRuntime } from "./runtime.ts";
 
 export interface StateParams {
@@ -48,16 +49,6 @@ function setLink(link: string, version: string): void {
   rmSync(tmp, { force: true });
   symlinkSync(path.join("bundles", version), tmp);
   renameSync(tmp, link);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    // EPERM means it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 function readPid(file: string): number | undefined {

@@ -14,6 +14,7 @@
 import { createHash, createHmac } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { pidAlive } from "../process.ts";
 
 export type FindingKind =
   | "malformed"
@@ -88,7 +89,6 @@ interface Seal extends Position {
   /** The segment a spool-dropped gap names. */
   readonly segment: string | undefined;
   readonly carried: number;
-  readonly pid: number | undefined;
   /** The hash recomputed from the seal's fields and the event lines before it. */
   readonly computed: string;
   /** The event lines it closes: where they start, and how many there were. */
@@ -209,7 +209,6 @@ function parseFile(file: string, out: Parsed, c: Collector, live: (stream: strin
     const r = doc["reason"];
     const g = doc["segment"];
     const cr = doc["carried"];
-    const pid = doc["pid"];
     out.seals.push({
       ...at,
       stream,
@@ -222,7 +221,6 @@ function parseFile(file: string, out: Parsed, c: Collector, live: (stream: strin
       reason: typeof r === "string" ? r : undefined,
       segment: typeof g === "string" ? g : undefined,
       carried: isInt(cr) ? cr : 0,
-      pid: isInt(pid) ? pid : undefined,
       computed: sealHash({ prev, stream, seq, kind, ts, n, dropped }, events),
       firstLine,
       lines: events.length,
@@ -236,22 +234,6 @@ function parseFile(file: string, out: Parsed, c: Collector, live: (stream: strin
   if (pending.length > 0) {
     if (fileStream !== undefined && live(fileStream)) c.notes.push(`${file}:${pendingFrom}: ${pending.length} event line(s) of a running worker not sealed yet`);
     else c.add("truncated", { file, line: pendingFrom }, `${pending.length} event line(s) at the end of the file are closed by no seal`, fileStream);
-  }
-}
-
-function streamPid(stream: string, seals: readonly Seal[]): number | undefined {
-  const open = seals.find((s) => s.kind === "open" && s.pid !== undefined);
-  if (open?.pid !== undefined) return open.pid;
-  const m = STREAM_ID.exec(stream);
-  return m === null ? undefined : Number(m[1]);
-}
-
-function defaultAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 
@@ -312,7 +294,18 @@ function checkStream(stream: string, seals: readonly Seal[], spool: boolean, dro
 
 export function verifyAudit(opts: VerifyOptions): VerifyReport {
   const c = new Collector();
-  const isAlive = opts.isAlive ?? defaultAlive;
+  const isAlive = opts.isAlive ?? pidAlive;
+  // A stream's id ends in its worker's pid (the open seal's "pid" says the same).
+  const aliveByStream = new Map<string, boolean>();
+  const streamAlive = (stream: string): boolean => {
+    let a = aliveByStream.get(stream);
+    if (a === undefined) {
+      const m = STREAM_ID.exec(stream);
+      a = m !== null && isAlive(Number(m[1]));
+      aliveByStream.set(stream, a);
+    }
+    return a;
+  };
   const extraCheckpoints: Checkpoint[] = [];
   for (const p of opts.checkpoints ?? []) {
     const parsed: Parsed = { seals: [], checkpoints: [], events: 0 };
@@ -320,19 +313,17 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
     if (parsed.seals.length > 0 || parsed.events > 0) c.notes.push(`${p}: holds seals or events besides checkpoints; only its checkpoints are used`);
     extraCheckpoints.push(...parsed.checkpoints);
   }
-  let macsChecked = 0;
-  const macChecked = new Set<Checkpoint>();
+  // Each checkpoint's MAC is checked once, and a forged one is then left out of every source.
+  const macs = new Map<Checkpoint, boolean>();
   const checkMac = (k: Checkpoint): boolean => {
     if (opts.key === undefined || k.alg !== "HMAC-SHA256") return true;
-    if (!macChecked.has(k)) {
-      macChecked.add(k);
-      macsChecked += 1;
-      if (checkpointMac(opts.key, k) !== k.mac) {
-        c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: its MAC is not the key's (key_id ${k.keyId})`, k.stream, k.seq);
-        return false;
-      }
+    let ok = macs.get(k);
+    if (ok === undefined) {
+      ok = checkpointMac(opts.key, k) === k.mac;
+      macs.set(k, ok);
+      if (!ok) c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: its MAC is not the key's (key_id ${k.keyId})`, k.stream, k.seq);
     }
-    return true;
+    return ok;
   };
   const sources: SourceReport[] = [];
   const ended: { source: string; stream: string; last: Seal; alive: boolean }[] = [];
@@ -341,17 +332,7 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
   for (const p of opts.sources) {
     const { files, spool } = sourceFiles(p);
     const parsed: Parsed = { seals: [], checkpoints: [], events: 0 };
-    const aliveByStream = new Map<string, boolean>();
-    const live = (stream: string): boolean => {
-      let a = aliveByStream.get(stream);
-      if (a === undefined) {
-        const m = STREAM_ID.exec(stream);
-        a = m !== null && isAlive(Number(m[1]));
-        aliveByStream.set(stream, a);
-      }
-      return a;
-    };
-    for (const f of files) parseFile(f, parsed, c, live, spool ? SEGMENT_FILE.exec(path.basename(f))?.[1] : undefined);
+    for (const f of files) parseFile(f, parsed, c, streamAlive, spool ? SEGMENT_FILE.exec(path.basename(f))?.[1] : undefined);
     const byStream = new Map<string, Seal[]>();
     for (const s of parsed.seals) byStream.set(s.stream, [...(byStream.get(s.stream) ?? []), s]);
     const droppedHeads = new Set<string>();
@@ -364,8 +345,7 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
     }
     const chains = new Map<string, Map<number, Seal>>();
     for (const [stream, seals] of byStream) {
-      const pid = streamPid(stream, seals);
-      const alive = pid !== undefined && isAlive(pid);
+      const alive = streamAlive(stream);
       const chain = checkStream(stream, seals, spool, droppedHeads, carried, alive, c);
       chains.set(stream, chain);
       const last = chain.get(Math.max(...chain.keys()))!;
@@ -411,14 +391,13 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
   // (the checkpoint sink got it first) or another source holds that seal with the signed hash.
   for (const { source, k, last } of ahead) {
     const elsewhere = allChains.map((ch) => ch.get(k.stream)?.get(k.seq)).find((s) => s !== undefined);
-    const pid = STREAM_ID.exec(k.stream)?.[1];
     if (elsewhere !== undefined && elsewhere.hash === k.hash) c.notes.push(`${where(k)}: seal ${k.seq} of stream ${k.stream} is not in ${source} yet (another source has it)`);
-    else if (elsewhere === undefined && last.kind !== "close" && pid !== undefined && isAlive(Number(pid))) c.notes.push(`${where(k)}: a checkpoint of seal ${k.seq} of the running stream ${k.stream}, ahead of ${source} (not shipped there yet)`);
+    else if (elsewhere === undefined && last.kind !== "close" && streamAlive(k.stream)) c.notes.push(`${where(k)}: a checkpoint of seal ${k.seq} of the running stream ${k.stream}, ahead of ${source} (not shipped there yet)`);
     else if (elsewhere === undefined) c.add("truncated", last, `stream ${k.stream} ends at seal ${last.seq}, but ${where(k)} signs seal ${k.seq}: its tail was removed`, k.stream, last.seq);
     // A seal elsewhere with another hash is reported where that source is checked.
   }
   if (opts.key === undefined) c.notes.push("checkpoint MACs were not checked: no key (--key FILE)");
-  return { sources, findings: c.findings, notes: c.notes, macsChecked };
+  return { sources, findings: c.findings, notes: c.notes, macsChecked: macs.size };
 }
 
 export function formatFinding(f: Finding): string {
