@@ -18,7 +18,7 @@ import * as policy from "../generated/policy";
 import type { AuditSinkIR } from "../generated/policy";
 import { alive, fileSize, list, makeDirs, readAll, readAt, remove, replaceFile } from "./fs";
 import { deliver, type Chunk } from "./sinks";
-import { noteLoss } from "./writer";
+import { CONTINUE_S, noteLoss } from "./writer";
 
 const cfg = policy.audit;
 const find = string.find;
@@ -33,12 +33,12 @@ const CHUNKS_PER_TICK = 8;
 /**
  * A tick's file work (reading chunks, a file sink's writes) stops after this much of the
  * worker's CPU time, so it is never kept from its requests for long; a tick that stopped with
- * work left runs again after the next pass through the event loop (CONTINUE_S). Measured with
+ * work left runs again after the next pass through the event loop (CONTINUE_S, as the writer's
+ * ticks do). Measured with
  * os.clock, not ngx.update_time: that would move nginx's clock, and a timer due "now" is run
  * in the same pass as the one that made it, so a chain of slices would run back to back.
  */
 const SLICE = 0.0005;
-const CONTINUE_S = 0.001;
 let sliceEnd = 0;
 let behind = false;
 const clock = os.clock;
@@ -188,11 +188,9 @@ function cut(data: string): LuaMultiReturn<[number, number, number]> {
   return $multi(lastEnd, first, last);
 }
 
-interface Next {
+/** A chunk for a sink, with the spool range it was read from. */
+interface Next extends Chunk {
   readonly range: Pending;
-  readonly data: string;
-  readonly firstSeq: number;
-  readonly lastSeq: number;
 }
 
 /**
@@ -205,7 +203,7 @@ function nextChunk(st: SinkState, seg: Segment): Next | false | undefined {
     const again = readAt(seg.path, p.from, p.to - p.from);
     if (again === undefined || again.length !== p.to - p.from) return false;
     const [, first, last] = cut(again);
-    return { range: p, data: again, firstSeq: first, lastSeq: last };
+    return { range: p, data: again, stream: seg.stream, firstSeq: first, lastSeq: last };
   }
   const from = st.off.get(seg.name) ?? 0;
   if (from >= seg.size) return undefined;
@@ -214,7 +212,7 @@ function nextChunk(st: SinkState, seg: Segment): Next | false | undefined {
     const data = readAt(seg.path, from, math.min(want, seg.size - from));
     if (data === undefined || data === "") return undefined;
     const [whole, first, last] = cut(data);
-    if (whole > 0) return { range: { name: seg.name, from, to: from + whole }, data: whole === data.length ? data : sub(data, 1, whole), firstSeq: first, lastSeq: last };
+    if (whole > 0) return { range: { name: seg.name, from, to: from + whole }, data: whole === data.length ? data : sub(data, 1, whole), stream: seg.stream, firstSeq: first, lastSeq: last };
     // No chain record yet: the batch is still being written, or it is longer than a chunk.
     if (data.length < want) return undefined;
     want = want * 2;
@@ -240,8 +238,7 @@ function shipTo(st: SinkState, segs: readonly Segment[], now: number): void {
       }
       if (next === undefined) break;
       const range = next.range;
-      const chunk: Chunk = { data: next.data, stream: seg.stream, firstSeq: next.firstSeq, lastSeq: next.lastSeq };
-      if (!deliver(st.sink, chunk, observer)) {
+      if (!deliver(st.sink, next, observer)) {
         if (st.pending === undefined) {
           st.pending = range;
           saveCursor(st);

@@ -7,32 +7,26 @@
  * - a worker killed with -9 loses at most its unflushed batch: its stream ends without a close
  *   seal (verify-audit: unclosed), and the new worker starts a new stream.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kilobytes, milliseconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { formatFinding, verifyAudit } from "../../../compiler/audit/verify.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 
-let origin: http.Server;
+let origin: Recorder | undefined;
 let originUrl = "";
 let reached = 0;
 
 beforeAll(async () => {
-  origin = http.createServer((req, res) => {
+  origin = await startRecorder(() => {
     reached += 1;
-    req.resume();
-    const body = JSON.stringify({ resourceType: "Bundle", type: "searchset", entry: [] });
-    res.writeHead(200, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
   });
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  originUrl = origin.url;
 });
-afterAll(() => new Promise<void>((r) => origin.close(() => r())));
+afterAll(() => origin?.close());
 
 function keyFile(dir: string): string {
   const p = path.join(dir, "audit-test.key");

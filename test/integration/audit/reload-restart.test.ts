@@ -20,7 +20,6 @@
  * delivery in flight, so the hand-over to the new workers' shipper happens mid-chunk.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -29,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, seconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { formatFinding, verifyAudit } from "../../../compiler/audit/verify.ts";
 import { down } from "../../../compiler/control.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { caughtUp, lastSeals, metric, startAuditSink, type AuditSink, type SealRecord } from "../../harness/audit-sink.ts";
 
@@ -51,7 +51,7 @@ const KINDS = {
 type Kind = keyof typeof KINDS;
 const MIX: readonly Kind[] = ["search", "search", "search", "search", "search", "search", "no-tenant", "no-tenant", "route-denied", "trace"];
 
-let origin: http.Server;
+let origin: Recorder | undefined;
 let originUrl = "";
 /** X-Request-ID of every request the upstream got, with how many times. */
 const atOrigin = new Map<string, number>();
@@ -60,25 +60,19 @@ let keyFile = "";
 let keyDir = "";
 
 beforeAll(async () => {
-  origin = http.createServer((req, res) => {
-    req.resume();
+  origin = await startRecorder((req) => {
     const id = req.headers["x-request-id"];
     if (typeof id === "string") atOrigin.set(id, (atOrigin.get(id) ?? 0) + 1);
     else originOther += 1;
-    const body = JSON.stringify({ resourceType: "Bundle", type: "searchset", total: 0, entry: [] });
-    res.writeHead(200, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
-  origin.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  }, JSON.stringify({ resourceType: "Bundle", type: "searchset", total: 0, entry: [] }));
+  originUrl = origin.url;
   keyDir = mkdtempSync(path.join(tmpdir(), "fe-audit-key-"));
   keyFile = path.join(keyDir, "audit.key");
   writeFileSync(keyFile, randomBytes(32));
 });
 
 afterAll(async () => {
-  await new Promise<void>((r) => origin?.close(() => r()));
+  await origin?.close();
   rmSync(keyDir, { recursive: true, force: true });
 });
 

@@ -9,8 +9,6 @@
  * - what the sink holds verifies as an export (chains, checkpoints and their MACs);
  * - the outage was seen (fe_audit_sink_failures_total, a lag while down), and error.log is clean.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -18,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { milliseconds, seconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 import { formatFinding, verifyAudit } from "../../../compiler/audit/verify.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { caughtUp, metric, startAuditSink, type AuditSink } from "../../harness/audit-sink.ts";
 
@@ -29,25 +28,18 @@ const AFTER_MS = 10_000;
 /** The shipper's backoff reaches 30 s during the outage, so the first retry after it may wait that long. */
 const CATCH_UP_MS = 60_000;
 
-let origin: http.Server;
+let origin: Recorder | undefined;
 let originUrl = "";
 let keyDir = "";
 
 beforeAll(async () => {
-  origin = http.createServer((req, res) => {
-    req.resume();
-    const body = JSON.stringify({ resourceType: "Bundle", type: "searchset", entry: [] });
-    res.writeHead(200, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
-  origin.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  origin = await startRecorder(() => undefined);
+  originUrl = origin.url;
   keyDir = mkdtempSync(path.join(tmpdir(), "fe-audit-key-"));
 });
 
 afterAll(async () => {
-  await new Promise<void>((r) => origin?.close(() => r()));
+  await origin?.close();
   rmSync(keyDir, { recursive: true, force: true });
 });
 

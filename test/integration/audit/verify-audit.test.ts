@@ -7,8 +7,6 @@
  * The command is run as a user runs it (`main(["verify-audit", ...])`), so its exit code and
  * `file:line: kind:` output are what is checked.
  */
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -16,10 +14,11 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../../../compiler/cli/main.ts";
 import { milliseconds, type PolicyInput } from "../../../policy-dsl/index.ts";
+import { startRecorder, type Recorder } from "../../harness/recorder.ts";
 import { startGateway, type OwnGateway } from "../../harness/gateway.ts";
 import { lastSeals } from "../../harness/audit-sink.ts";
 
-let origin: http.Server;
+let origin: Recorder | undefined;
 let gw: OwnGateway;
 let work = "";
 let keyFile = "";
@@ -70,14 +69,8 @@ function batchAt(lines: readonly string[], s: number): [number, number] {
 }
 
 beforeAll(async () => {
-  origin = http.createServer((req, res) => {
-    req.resume();
-    const body = JSON.stringify({ resourceType: "Bundle", type: "searchset", entry: [] });
-    res.writeHead(200, { "content-type": "application/fhir+json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
-  });
-  await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
-  const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
+  origin = await startRecorder(() => undefined);
+  const originUrl = origin.url;
   work = mkdtempSync(path.join(tmpdir(), "fe-verify-audit-"));
   keyFile = path.join(work, "audit.key");
   writeFileSync(keyFile, randomBytes(32));
@@ -136,7 +129,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await gw?.stop();
-  await new Promise<void>((r) => origin?.close(() => r()));
+  await origin?.close();
   if (work !== "") rmSync(work, { recursive: true, force: true });
 });
 
