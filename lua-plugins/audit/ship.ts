@@ -156,16 +156,19 @@ function segments(): Segment[] {
 
 const CHAIN = '\n{"t":';
 const SEAL_SEQ = '^{"t":"seal","stream":"[^"]*","seq":(%d+)';
+const CHECKPOINT_SEQ = '^{"t":"checkpoint","stream":"[^"]*","seq":(%d+)';
 
 /**
  * How much of `data` is whole lines up to and including its last chain record (0 when it has
- * none), and the seqs of its first and last seals (-1 without). Chain records start a line, so
- * a plain search for a newline and `{"t":` finds them without reading each event line.
+ * none), the seqs of its first and last seals (-1 without), and the seq its last checkpoint
+ * signs (-1 without). Chain records start a line, so a plain search for a newline and `{"t":`
+ * finds them without reading each event line.
  */
-function cut(data: string): LuaMultiReturn<[number, number, number]> {
+function cut(data: string): LuaMultiReturn<[number, number, number, number]> {
   let lastEnd = 0;
   let first = -1;
   let last = -1;
+  let ck = -1;
   let at = sub(data, 1, 5) === '{"t":' ? 1 : 0;
   let from = 1;
   for (;;) {
@@ -180,12 +183,15 @@ function cut(data: string): LuaMultiReturn<[number, number, number]> {
     if (seq !== undefined) {
       last = tonumber_(seq as string)!;
       if (first < 0) first = last;
+    } else {
+      const [, , signed] = find(data, CHECKPOINT_SEQ, at);
+      if (signed !== undefined) ck = tonumber_(signed as string)!;
     }
     lastEnd = eol;
     from = eol;
     at = 0;
   }
-  return $multi(lastEnd, first, last);
+  return $multi(lastEnd, first, last, ck);
 }
 
 /** A chunk for a sink, with the spool range it was read from. */
@@ -202,8 +208,8 @@ function nextChunk(st: SinkState, seg: Segment): Next | false | undefined {
   if (p !== undefined && p.name === seg.name) {
     const again = readAt(seg.path, p.from, p.to - p.from);
     if (again === undefined || again.length !== p.to - p.from) return false;
-    const [, first, last] = cut(again);
-    return { range: p, data: again, stream: seg.stream, firstSeq: first, lastSeq: last };
+    const [, first, last, ck] = cut(again);
+    return { range: p, data: again, stream: seg.stream, firstSeq: first, lastSeq: last, checkpointSeq: ck };
   }
   const from = st.off.get(seg.name) ?? 0;
   if (from >= seg.size) return undefined;
@@ -211,8 +217,8 @@ function nextChunk(st: SinkState, seg: Segment): Next | false | undefined {
   for (;;) {
     const data = readAt(seg.path, from, math.min(want, seg.size - from));
     if (data === undefined || data === "") return undefined;
-    const [whole, first, last] = cut(data);
-    if (whole > 0) return { range: { name: seg.name, from, to: from + whole }, data: whole === data.length ? data : sub(data, 1, whole), stream: seg.stream, firstSeq: first, lastSeq: last };
+    const [whole, first, last, ck] = cut(data);
+    if (whole > 0) return { range: { name: seg.name, from, to: from + whole }, data: whole === data.length ? data : sub(data, 1, whole), stream: seg.stream, firstSeq: first, lastSeq: last, checkpointSeq: ck };
     // No chain record yet: the batch is still being written, or it is longer than a chunk.
     if (data.length < want) return undefined;
     want = want * 2;

@@ -27,8 +27,11 @@ const gmatch = string.gmatch;
 export interface Chunk {
   readonly data: string;
   readonly stream: string;
+  /** Seqs of the chunk's first and last seals; -1 when it holds none (only a checkpoint). */
   readonly firstSeq: number;
   readonly lastSeq: number;
+  /** The seq its last checkpoint signs; -1 without one. */
+  readonly checkpointSeq: number;
 }
 
 interface FileState {
@@ -81,7 +84,13 @@ function toFile(sink: AuditFileSinkIR, chunk: Chunk): boolean {
   return true;
 }
 
+/**
+ * Names a chunk by the seals it holds, which no other chunk holds. A chunk of a checkpoint
+ * alone (signed after its seal was shipped) is named by the seq it signs, apart from the seals'
+ * names: two such chunks once shared `-1--1`, and a sink collapsed the second into the first.
+ */
 function idempotencyKey(chunk: Chunk): string {
+  if (chunk.firstSeq < 0) return chunk.stream + ":checkpoint-" + format("%d", chunk.checkpointSeq);
   return chunk.stream + ":" + format("%d", chunk.firstSeq) + "-" + format("%d", chunk.lastSeq);
 }
 

@@ -9,7 +9,7 @@
  * - what the sink holds verifies as an export (chains, checkpoints and their MACs);
  * - the outage was seen (fe_audit_sink_failures_total, a lag while down), and error.log is clean.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -43,12 +43,12 @@ afterAll(async () => {
   rmSync(keyDir, { recursive: true, force: true });
 });
 
-function policy(sinkUrl: string): PolicyInput {
+function policy(sinkUrl: string, audit: Partial<NonNullable<PolicyInput["audit"]>> = {}): PolicyInput {
   const keyFile = path.join(keyDir, "audit.key");
   writeFileSync(keyFile, randomBytes(32));
   return {
     name: "audit-sink-outage",
-    audit: { keyFile, flushEvery: milliseconds(50), batchEvents: 64, sinks: [{ id: "siem", kind: "http", url: sinkUrl, timeout: seconds(2) }] },
+    audit: { keyFile, flushEvery: milliseconds(50), batchEvents: 64, sinks: [{ id: "siem", kind: "http", url: sinkUrl, timeout: seconds(2) }], ...audit },
     tenants: [{ id: "acme", pathPrefix: "/acme", upstream: { url: `${originUrl}/acme` }, anonymous: true }],
   };
 }
@@ -199,6 +199,39 @@ describe("audit delivery through a sink outage", () => {
       expectOnePerRequest(sink, [...before, ...during, ...after]);
       expectOrderedSeals(sink, 2);
       expect(gw.newSeriousLines()).toEqual([]);
+    } finally {
+      await gw.stop();
+      await sink.close();
+    }
+  }, 60_000);
+
+  // An idle stream signs its last seal after that seal has shipped: the checkpoint goes out as a
+  // chunk of its own. Two such chunks were both keyed `<stream>:-1--1`, and the sink dropped
+  // the second as a repeat of the first.
+  it("keys a chunk that holds only a checkpoint by the seq it signs, so each one arrives", async () => {
+    const sink = await startAuditSink();
+    const gw = await startGateway(policy(sink.url, { checkpointInterval: seconds(1), checkpointEvery: 1000 }), { workers: 1 });
+    try {
+      const ids: string[] = [];
+      for (const round of ["ck1", "ck2", "ck3"]) {
+        ids.push(...(await fewRequests(gw, round, 5)));
+        // The seal ships (200 ms), then the checkpoint comes due (1 s) and ships alone.
+        await sleep(1800);
+      }
+      await caughtUp(gw, sink, 8_000);
+      const alone = sink.keys().filter((k) => /:checkpoint-\d+$/.test(k));
+      expect(alone.length, sink.keys().join(" ")).toBeGreaterThanOrEqual(2);
+      expect(new Set(alone).size).toBe(alone.length);
+      expect(sink.conflicts()).toEqual([]);
+      // Every checkpoint the spool holds reached the sink.
+      const spooled = readdirSync(path.join(gw.stateDir, "audit", "spool"))
+        .filter((f) => f.endsWith(".jsonl"))
+        .flatMap((f) => readFileSync(path.join(gw.stateDir, "audit", "spool", f), "utf8").split("\n"))
+        .filter((l) => l.startsWith('{"t":"checkpoint"'));
+      const received = sink.records().filter((r) => r["t"] === "checkpoint").map((r) => JSON.stringify(r));
+      expect(spooled.length).toBeGreaterThanOrEqual(3);
+      expect(received.sort()).toEqual(spooled.map((l) => JSON.stringify(JSON.parse(l))).sort());
+      expectOnePerRequest(sink, ids);
     } finally {
       await gw.stop();
       await sink.close();
