@@ -90,6 +90,18 @@ export interface TenantIR {
   costs: CostsIR;
   budgets: BudgetIR[];
   cache: TenantCacheIR | null;
+  break_glass: BreakGlassIR | null;
+}
+
+export interface BreakGlassIR {
+  /** The scope a token must hold. */
+  scope: string;
+  /** Reason code -> true. */
+  reasons: Record<string, boolean>;
+  /** The reasons in policy order, for the refusal's message. */
+  reason_list: string;
+  /** Space-separated scopes a break-glass request also holds; "" for none. */
+  scopes: string;
 }
 
 export interface CacheIR {
@@ -132,7 +144,7 @@ export interface AuditIR {
   max_bytes: number;
   segment_bytes: number;
   at_limit: "fail-closed" | "drop-oldest";
-  durable: "write"[];
+  durable: ("write" | "break-glass")[];
   fsync: boolean;
   sinks: AuditSinkIR[];
 }
@@ -387,6 +399,15 @@ function lowerTenant(t: TenantProps, policyCosts: CostProps | undefined, locs: C
     costs: lowerCosts(policyCosts, t.costs),
     budgets: (t.budgets ?? []).map(lowerBudget),
     cache: lowerTenantCache(t, locs),
+    break_glass:
+      t.breakGlass === undefined
+        ? null
+        : {
+            scope: t.breakGlass.scope ?? DEFAULTS.breakGlassScope,
+            reasons: Object.fromEntries(t.breakGlass.reasons.map((r) => [r, true])),
+            reason_list: t.breakGlass.reasons.join(", "),
+            scopes: (t.breakGlass.scopes ?? []).join(" "),
+          },
   };
 }
 

@@ -22,10 +22,11 @@ export default definePolicy({
   ],
   // The audit trail: every request's PHI-free event, hash-chained in a local spool, shipped to
   // a JSONL file in the state dir (and its signed checkpoints to a file of their own) and, as
-  // IHE BALP AuditEvents, to a FHIR server. Writes reach the spool before their response.
+  // IHE BALP AuditEvents, to a FHIR server. Writes and break-glass requests reach the spool
+  // before their response.
   audit: {
     keyFile: env("FHIR_EDGE_AUDIT_KEY", "/etc/fhir-edge/audit.key"),
-    durable: ["write"],
+    durable: ["write", "break-glass"],
     sinks: [
       { id: "file", kind: "file" },
       { id: "checkpoints", kind: "file", records: "checkpoints" },
@@ -41,6 +42,9 @@ export default definePolicy({
       upstream: { url: env("FHIR_EDGE_UPSTREAM_ACME", "http://127.0.0.1:8103/acme/R4"), connectTimeout: seconds(2), readTimeout: seconds(30) },
       issuers: ["demo"],
       routes: [{ id: "no-export", match: { operations: ["$export"] }, action: "deny" }],
+      // In an emergency, a token with the `break-glass` scope may send `X-Break-Glass: <reason>`
+      // and read every type (user/*.rs) for that request; its audit event says so.
+      breakGlass: { reasons: ["emergency", "patient-unconscious", "care-team-absent"], scopes: ["user/*.rs"] },
       budgets: [
         // Each app (client_id) may spend 600 cost tokens a minute, 120 at once: a chart of 12
         // reads costs 12, a search with _include 5.

@@ -88,7 +88,7 @@ export interface GatewayConfInput {
 const ERROR_STATUSES = [400, 403, 404, 405, 408, 411, 413, 414, 429, 494, 495, 496, 497, 500, 501, 502, 503, 504, 505];
 
 /** Headers the gateway sets itself; their client copies are replaced rather than dropped. */
-const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent", "x-user-id", "x-client-id", "x-fhir-patient", "authorization"]);
+const GATEWAY_SET = new Set(["x-tenant-id", "x-request-id", "x-policy-version", "traceparent", "x-user-id", "x-client-id", "x-fhir-patient", "authorization", "x-break-glass"]);
 
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
@@ -260,6 +260,8 @@ function gatewayServer(input: GatewayConfInput): ConfNode {
     d("proxy_set_header", "X-User-ID", v("fe_user_id")),
     d("proxy_set_header", "X-Client-ID", v("fe_client_id")),
     d("proxy_set_header", "X-FHIR-Patient", v("fe_patient")),
+    // The reason code of an allowed break-glass request; the client's own header never passes.
+    d("proxy_set_header", "X-Break-Glass", v("fe_break_glass")),
     // Empty (the default) drops the client's token; a route with keepAuthorization forwards it.
     d("proxy_set_header", "Authorization", v("fe_authorization")),
     d("proxy_ssl_server_name", "on"),

@@ -62,6 +62,7 @@ export const BUILTIN_STRIP_HEADERS = [
   "x-forwarded-user",
   "x-remote-user",
   "x-auth-request-user",
+  "x-break-glass",
 ] as const;
 
 /**

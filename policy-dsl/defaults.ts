@@ -5,6 +5,8 @@ import { kilobytes, megabytes, milliseconds, seconds } from "./units.ts";
 export const DEFAULTS = {
   resolution: { order: RESOLUTION_MODES, header: "X-Tenant", claim: "tenant" },
   fhirBase: "/fhir",
+  /** The scope a token must hold to break glass (TenantProps.breakGlass). */
+  breakGlassScope: "break-glass",
   upstream: { keepalive: 32, connectTimeout: seconds(2), readTimeout: seconds(30) },
   routeAction: "allow",
   maxBody: megabytes(16),

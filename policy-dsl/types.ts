@@ -154,6 +154,29 @@ export interface TenantProps {
   readonly budgets?: readonly BudgetProps[];
   /** The tenant's response cache (lua-plugins/cache). @default none: nothing of the tenant is cached */
   readonly cache?: TenantCacheProps;
+  /**
+   * Emergency access (lua-plugins/breakglass): a request that carries `X-Break-Glass: <reason>`,
+   * from a token holding {@link BreakGlassProps.scope}, is authorized without the tenant's
+   * `compartmentFor` and with {@link BreakGlassProps.scopes} added, and its audit event says
+   * so. @default none: a request asking for it is refused (403)
+   */
+  readonly breakGlass?: BreakGlassProps;
+}
+
+/**
+ * Break-glass: a clinician's declared emergency. It never widens `patient/` scopes (their
+ * compartment is what they mean), and it bypasses the response cache both ways.
+ */
+export interface BreakGlassProps {
+  /** The scope a token must hold to break glass; it grants nothing by itself. @default "break-glass" */
+  readonly scope?: string;
+  /**
+   * The reason codes a request may give in X-Break-Glass (`^[a-z0-9][a-z0-9_.:-]{0,63}$`,
+   * recorded in the audit event; never free text, which could carry PHI).
+   */
+  readonly reasons: readonly string[];
+  /** Scopes the token also holds for a break-glass request (`["user/*.rs"]`). @default [] */
+  readonly scopes?: readonly string[];
 }
 
 /**
@@ -517,7 +540,7 @@ export interface AuditProps {
    * Request classes whose event reaches the spool before the response is released (written by
    * the header filter, one blocking write each). @default []
    */
-  readonly durable?: readonly ("write")[];
+  readonly durable?: readonly ("write" | "break-glass")[];
   /** Also fsync the spool on each durable write (survives power loss, costs a disk flush). @default false */
   readonly fsync?: boolean;
   /** @default [] (the spool only) */

@@ -25,6 +25,7 @@ import { cacheTypeUnknown } from "./cache-type-unknown.ts";
 import { cacheSharedPhi } from "./cache-shared-phi.ts";
 import { cacheSharedTtl } from "./cache-shared-ttl.ts";
 import { cacheMissBudgetBurst } from "./cache-miss-budget-burst.ts";
+import { breakGlassCheck } from "./break-glass.ts";
 
 export type { Check } from "./types.ts";
 
@@ -55,4 +56,5 @@ export const CHECKS: readonly Check[] = [
   cacheSharedPhi,
   cacheSharedTtl,
   cacheMissBudgetBurst,
+  breakGlassCheck,
 ];

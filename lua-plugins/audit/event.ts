@@ -109,7 +109,9 @@ function paramsPart(args: string | undefined): string {
   return first ? "" : out + "]";
 }
 
-/** The pipeline's half of the event: tenant ... decision (README order). */
+const NO_GLASS = ',"break_glass":false';
+
+/** The pipeline's half of the event: tenant ... decision, break-glass (README order). */
 function fragment(st: RequestState, decision: string, reason: string | undefined): string {
   const tenant = st.tenant;
   let s = '"tenant":"' + (tenant === undefined ? "none" : tenant.id) + '","method":"' + method(st.method) + '"';
@@ -138,7 +140,9 @@ function fragment(st: RequestState, decision: string, reason: string | undefined
   if (patient !== undefined) s = s + ',"patient":"' + patient + '"';
   s = s + ',"decision":"' + decision + '"';
   if (reason !== undefined) s = s + ',"reason":"' + reason + '"';
-  return s;
+  // A policy-listed code (breakglass/step), given whether or not the token could break glass.
+  const glass = st.breakGlass;
+  return glass === undefined ? s + NO_GLASS : s + (st.glassBroken ? ',"break_glass":true' : NO_GLASS) + ',"break_glass_reason":"' + glass + '"';
 }
 
 /** The last step before the request goes on: allowed, or shadow-denied with the would-be reason. */
@@ -185,7 +189,7 @@ export function eventLine(status: number, seconds: number): string | undefined {
     // The error page is a GET; the request line keeps what the client sent.
     const [, , first] = find(ngxVar.request ?? "", "^(%u+) ");
     const m = (first as string | undefined) ?? "OTHER";
-    frag = '"tenant":"none","method":"' + method(m) + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"';
+    frag = '"tenant":"none","method":"' + method(m) + '","decision":"deny","reason":"nginx-' + format("%d", status) + '"' + NO_GLASS;
   }
   const rid = ngxVar.fe_request_id;
   const tp = ngxVar.fe_traceparent;
@@ -212,7 +216,7 @@ export function eventLine(status: number, seconds: number): string | undefined {
     // nginx's text form of the peer address: digits, dots, colons, hex.
     (ip !== undefined ? ',"ip":"' + ip + '"' : "") +
     (ua !== undefined && ua !== "" ? ',"ua_hash":"' + uaHash(ua) + '"' : "") +
-    ',"break_glass":false}'
+    "}"
   );
 }
 

@@ -1,9 +1,9 @@
 /**
  * The audit trail's pipeline steps. `spoolRoom`: with `atLimit: fail-closed`, a spool past its
  * size (or a stream that cannot be written) refuses new FHIR requests with a 503 until the
- * sinks catch up, rather than answer requests it cannot record. `durableWrite`: writes of the
- * `durable` classes go through the write location, whose header filter writes their event to
- * the spool before the response is released (phases/write).
+ * sinks catch up, rather than answer requests it cannot record. `durableWrite`: requests of the
+ * `durable` classes (writes, break-glass) go through the write location, whose header filter
+ * writes their event to the spool before the response is released (phases/write).
  */
 import { refusal, type RequestState, type Verdict } from "../core/request";
 import * as policy from "../generated/policy";
@@ -11,7 +11,15 @@ import { spoolFull, writable } from "./writer";
 
 const cfg = policy.audit;
 const failClosed = cfg !== undefined && cfg.at_limit === "fail-closed";
-export const durableWrites = cfg !== undefined && cfg.durable.length > 0;
+function isDurable(cls: "write" | "break-glass"): boolean {
+  if (cfg === undefined) return false;
+  for (const c of cfg.durable) if (c === cls) return true;
+  return false;
+}
+/** Some class is durable: the write location's header filter writes the events of its requests. */
+export const durable = cfg !== undefined && cfg.durable.length > 0;
+export const durableWrites = isDurable("write");
+export const durableGlass = isDurable("break-glass");
 
 const SPOOL_FULL = refusal(503, "transient", "The audit trail cannot record the request now; retry later.", { "Retry-After": "5" });
 
@@ -27,7 +35,8 @@ export const WRITE_LOCATION = "/__fe_write";
 
 export function durableWrite(st: RequestState): Verdict {
   const c = st.c;
-  if (!durableWrites || c === undefined || st.via !== undefined) return undefined;
-  if (WRITES[c.interaction] === true || (st.method === "POST" && c.interaction !== "search-type")) st.via = WRITE_LOCATION;
+  if (!durable || c === undefined || st.via !== undefined) return undefined;
+  if (durableGlass && st.glassBroken) st.via = WRITE_LOCATION;
+  else if (durableWrites && (WRITES[c.interaction] === true || (st.method === "POST" && c.interaction !== "search-type"))) st.via = WRITE_LOCATION;
   return undefined;
 }

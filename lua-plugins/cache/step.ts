@@ -157,7 +157,8 @@ export function planCache(st: RequestState): Verdict {
     return undefined;
   }
   if (entry === undefined) return undefined;
-  if (st.method !== "GET" || CACHEABLE[c.interaction] !== true || st.shadow) return undefined;
+  // A break-glass read reaches past what the token normally sees: never served from, or stored under, its partition.
+  if (st.method !== "GET" || CACHEABLE[c.interaction] !== true || st.shadow || st.glassBroken) return undefined;
   const route = st.route;
   // The upstream sees the client's token on such a route, and may answer by it.
   if (route !== undefined && route.keep_authorization) return undefined;

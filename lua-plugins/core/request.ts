@@ -64,6 +64,10 @@ export interface RequestState {
    * `/checked` for a checked read) or the write location; undefined for the plain proxying.
    */
   via: string | undefined;
+  /** The break-glass reason the request gave, when it is one of the tenant's codes (breakglass/step). */
+  breakGlass: string | undefined;
+  /** The token may break glass, and this request does. */
+  glassBroken: boolean;
 }
 
 export function newRequest(method: string, target: string): RequestState {
@@ -86,6 +90,8 @@ export function newRequest(method: string, target: string): RequestState {
     doc: undefined,
     upstream: "",
     via: undefined,
+    breakGlass: undefined,
+    glassBroken: false,
   };
 }
 

@@ -35,6 +35,8 @@ export const FE_VARS = {
   fe_user_id: "set",
   fe_client_id: "set",
   fe_patient: "set",
+  /** The break-glass reason code of an allowed break-glass request (breakglass/step); empty otherwise. */
+  fe_break_glass: "set",
   /** The client's Authorization, only on routes with keepAuthorization. */
   fe_authorization: "set",
   /** RateLimit and RateLimit-Policy of the tightest budget that applied (ratelimit/); empty adds nothing. */

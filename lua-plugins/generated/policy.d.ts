@@ -50,6 +50,14 @@ export interface TenantIR {
   readonly costs: CostsIR;
   readonly budgets: readonly BudgetIR[];
   readonly cache: TenantCacheIR | undefined;
+  readonly break_glass: BreakGlassIR | undefined;
+}
+
+export interface BreakGlassIR {
+  readonly scope: string;
+  readonly reasons: LuaTable<string, boolean>;
+  readonly reason_list: string;
+  readonly scopes: string;
 }
 
 export interface TenantCacheIR {
@@ -176,7 +184,7 @@ export interface AuditIR {
   readonly max_bytes: number;
   readonly segment_bytes: number;
   readonly at_limit: "fail-closed" | "drop-oldest";
-  readonly durable: readonly "write"[];
+  readonly durable: readonly ("write" | "break-glass")[];
   readonly fsync: boolean;
   readonly sinks: readonly AuditSinkIR[];
 }

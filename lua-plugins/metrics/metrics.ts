@@ -171,6 +171,14 @@ export function countScopeDenial(tenant: string, resourceType: string, missing: 
   count("s" + SEP + tenant + SEP + resourceType + SEP + missing + SEP + (shadow ? "shadow" : "enforced"), 1);
 }
 
+/**
+ * Break-glass requests by tenant and outcome: the reason code when allowed (a policy-listed
+ * code), else why it was refused (not_enabled, bad_reason, not_eligible).
+ */
+export function countBreakGlass(tenant: string, outcome: string): void {
+  count("bg" + SEP + tenant + SEP + outcome, 1);
+}
+
 /** Scopes that did not parse (counted once per token, when its scopes are parsed). */
 export function countScopesIgnored(n: number): void {
   count("x" + SEP + "ignored", n);
@@ -341,6 +349,7 @@ export function render(policyVersion: string): string {
   let redisLocal = 0;
   const cacheReqs: string[] = [];
   const cacheBytes: string[] = [];
+  const breakGlass: string[] = [];
   for (const key of keys) {
     const [v] = d.get(key);
     if (typeof v !== "number") continue;
@@ -378,6 +387,8 @@ export function render(policyVersion: string): string {
       redisLocal = v;
     } else if (parts[0] === "ch" && parts.length === 4) {
       cacheReqs.push('fe_cache_requests_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '",status="' + esc(parts[3]!) + '"} ' + string.format("%d", v));
+    } else if (parts[0] === "bg" && parts.length === 3) {
+      breakGlass.push('fe_break_glass_total{tenant="' + esc(parts[1]!) + '",outcome="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     } else if (parts[0] === "cb" && parts.length === 4) {
       cacheBytes.push('fe_cache_served_bytes_total{tenant="' + esc(parts[1]!) + '",resource_type="' + esc(parts[2]!) + '"} ' + string.format("%d", v));
     }
@@ -396,6 +407,9 @@ export function render(policyVersion: string): string {
   lines.push("# HELP fe_scope_denials_total SMART scope denials by tenant, resource type and missing permission (or rule); mode shadow counts would-be denials that were forwarded.");
   lines.push("# TYPE fe_scope_denials_total counter");
   for (const l of scopes) lines.push(l);
+  lines.push("# HELP fe_break_glass_total Break-glass requests by tenant and outcome: the reason code when allowed, else not_enabled, bad_reason or not_eligible (refused).");
+  lines.push("# TYPE fe_break_glass_total counter");
+  for (const l of breakGlass) lines.push(l);
   lines.push("# HELP fe_scope_ignored_total Scopes in tokens that did not parse and grant nothing (once per token).");
   lines.push("# TYPE fe_scope_ignored_total counter");
   lines.push("fe_scope_ignored_total " + string.format("%d", ignoredScopes));

@@ -4,7 +4,8 @@
  * first refusal ends the request here, as an OperationOutcome, before anything reaches the
  * upstream. Later steps (audit context, policy hooks) plug in where they belong.
  *
- *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> authorization -> route verdict
+ *   safety -> tenant -> classify (+ route, cost) -> identity -> body -> break-glass (what the
+ *   authorization allows) -> authorization -> route verdict
  *   -> upstream target -> write body checks -> cost tokens -> the write's current version
  *   -> cache plan (key, partition, or the write location) -> durable audit writes (the write
  *   location) -> the audit event's pipeline half -> checked read (sends the response itself)
@@ -21,6 +22,7 @@ import { resolveTenant, applyRoute, setUpstream } from "../routing/step";
 import { classifyRequest, labels } from "../fhir/step";
 import { identify } from "../auth/step";
 import { checkBody } from "../fhir/body";
+import { breakGlass } from "../breakglass/step";
 import { authorizeRequest, checkExisting, checkWrite } from "../scopes/step";
 import { serveChecked } from "../scopes/fetch";
 import { spendTokens } from "../ratelimit/step";
@@ -48,6 +50,7 @@ export function run(this: void): void {
     spoolRoom(st) ??
     identify(st) ??
     checkBody(st) ??
+    breakGlass(st) ??
     authorizeRequest(st) ??
     applyRoute(st) ??
     setUpstream(st) ??

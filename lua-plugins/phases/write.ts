@@ -6,9 +6,15 @@
 import * as gw from "../core/gateway";
 import { written } from "./cache";
 import { writeDurable } from "../audit/event";
-import { durableWrites } from "../audit/step";
+import { durableGlass, durableWrites } from "../audit/step";
 
+const ngxVar = ngx.var;
+
+/**
+ * A caching tenant's writes come here whether or not they are durable, so each request is
+ * asked: a write when writes are durable, a break-glass request when break-glass is.
+ */
 export function headers(this: void): void {
   if (gw.caching) written();
-  if (durableWrites) writeDurable();
+  if (durableWrites || (durableGlass && ngxVar.fe_break_glass !== "")) writeDurable();
 }

@@ -68,6 +68,11 @@ export interface Denial {
 
 const types = fhir.resource_types;
 const compartment = fhir.patient_compartment;
+/** Scopes the policy gives a meaning of its own (the tenants' break-glass scopes, breakglass/step). */
+let known: LuaTable<string, boolean> | undefined;
+export function knowScopes(scopes: LuaTable<string, boolean>): void {
+  known = scopes;
+}
 
 /**
  * Parsed scopes, once per token per worker: kept on the identity table, which the worker's
@@ -78,7 +83,7 @@ export function scopesOf(id: Identity): ParsedScopes {
   const holder = id as unknown as Record<string, ParsedScopes | undefined>;
   const cached = holder[parsedKey];
   if (cached !== undefined) return cached;
-  const p = parseScopes(id.scope, types, false);
+  const p = parseScopes(id.scope, types, false, known);
   holder[parsedKey] = p;
   if (p.ignored > 0) countScopesIgnored(p.ignored);
   return p;

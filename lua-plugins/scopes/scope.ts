@@ -130,8 +130,11 @@ function addResourceScope(p: ParsedScopes, scope: string, types: LuaTable<string
   return true;
 }
 
-/** Parses a space-separated scope string. Never throws. */
-export function parseScopes(scope: string, types: LuaTable<string, boolean>, strict: boolean): ParsedScopes {
+/**
+ * Parses a space-separated scope string. Never throws. `known`: other scopes the policy names
+ * (a break-glass scope), which grant no resource access and are not counted as invalid.
+ */
+export function parseScopes(scope: string, types: LuaTable<string, boolean>, strict: boolean, known?: LuaTable<string, boolean>): ParsedScopes {
   const p: ParsedScopes = {
     grants: newGrants(),
     launchPatient: false,
@@ -154,6 +157,8 @@ export function parseScopes(scope: string, types: LuaTable<string, boolean>, str
     else if (s === "offline_access") p.offlineAccess = true;
     else if (s === "online_access" || s === "profile") {
       // Known, and grants no resource access.
+    } else if (known !== undefined && known.get(s) === true) {
+      // The policy's own, such as a break-glass scope: read by its step, not here.
     } else if (!addResourceScope(p, s, types)) {
       p.ignored = p.ignored + 1;
       if (p.invalid === undefined) p.invalid = s;

@@ -13,7 +13,7 @@ import type { TenantIR } from "../generated/policy";
 import type { Identity } from "../auth/cache";
 import { countScopeDenial } from "../metrics/metrics";
 import { searchArgs, searchKey } from "./args";
-import { authorize, criteriaDenial, criteriaOf, refusing, SEARCHES, type WriteCheck } from "./authorize";
+import { authorize, criteriaDenial, criteriaOf, refusing, SEARCHES, type AuthzRules, type WriteCheck } from "./authorize";
 import { authorizeBundle } from "./bundle";
 import { MAX_PARAMS } from "../http/safety";
 import { existingInCompartment, UPSTREAM_ERROR } from "./fetch";
@@ -32,9 +32,24 @@ const WRITE_BODY_MESSAGE: Record<WriteBodyError, string> = {
 };
 const WRITE_EXISTING = refusal(403, "forbidden", "Not allowed by the token's scopes: the resource is outside the patient's compartment.");
 
+/**
+ * A break-glass request's rules: the tenant's, without `compartmentFor` (user/ and system/
+ * scopes reach every patient, as SMART defines them). Made once per tenant.
+ */
+const glassRules = new LuaTable<string, AuthzRules>();
+function rulesOf(st: RequestState, tenant: TenantIR): AuthzRules {
+  if (!st.glassBroken) return tenant;
+  let r = glassRules.get(tenant.id);
+  if (r === undefined) {
+    r = { operations: tenant.operations, compartment_search: tenant.compartment_search, compartment_for: undefined, reject_invalid_scopes: tenant.reject_invalid_scopes };
+    glassRules.set(tenant.id, r);
+  }
+  return r;
+}
+
 function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdict {
   if (st.doc === undefined) return OUT_OF_ORDER;
-  const [denied, berr] = authorizeBundle(st.doc, id, gw.resourceTypes, ngx.decode_args, tenant, MAX_PARAMS);
+  const [denied, berr] = authorizeBundle(st.doc, id, gw.resourceTypes, ngx.decode_args, rulesOf(st, tenant), MAX_PARAMS);
   if (denied === undefined) return refusal(400, "invalid", "The Bundle cannot be authorized: " + (berr ?? "malformed") + ".");
   if (denied.length === 0) return undefined;
   const issues: IssueDetail[] = [];
@@ -54,8 +69,8 @@ function authorizeBatch(st: RequestState, tenant: TenantIR, id: Identity): Verdi
  * instead of a 201): checked as that search, with the same scopes, and under patient scopes
  * they must name the patient in context (nothing is injected into them).
  */
-function authorizeCriteria(st: RequestState, tenant: TenantIR, id: Identity, c: Classification, criteria: string): Verdict {
-  const message = criteriaDenial(id, c, criteria, ngx.decode_args, refusing(tenant));
+function authorizeCriteria(st: RequestState, tenant: TenantIR, rules: AuthzRules, id: Identity, c: Classification, criteria: string): Verdict {
+  const message = criteriaDenial(id, c, criteria, ngx.decode_args, refusing(rules));
   if (message === undefined) return undefined;
   countScopeDenial(tenant.id, c.resource_type ?? "none", "conditional_criteria", st.shadow);
   if (st.shadow) {
@@ -76,7 +91,8 @@ export function authorizeRequest(st: RequestState): Verdict {
   if (c.interaction === "batch") return authorizeBatch(st, tenant, id);
   // Hoisted: a conditional call among the arguments compiles to __TS__SparseArray* (STYLE.md).
   const memoKey = SEARCHES[c.interaction] === true ? searchKey(st.method, st.args) : undefined;
-  const verdict = authorize(id, c, searchArgs, tenant, memoKey);
+  const rules = rulesOf(st, tenant);
+  const verdict = authorize(id, c, searchArgs, rules, memoKey);
   if (verdict !== undefined) {
     if ("inject" in verdict) st.inject = verdict.inject;
     else if ("response" in verdict) st.check = verdict;
@@ -91,7 +107,7 @@ export function authorizeRequest(st: RequestState): Verdict {
   const ifNoneExist = c.interaction === "create" ? ngxVar.http_if_none_exist : undefined;
   const criteria = criteriaOf(c, st.args, ifNoneExist);
   if (criteria === undefined) return undefined;
-  const denied = authorizeCriteria(st, tenant, id, c, criteria);
+  const denied = authorizeCriteria(st, tenant, rules, id, c, criteria);
   if (denied !== undefined) return denied;
   // Criteria that name the patient in context match only what is in the compartment: there
   // is no one resource at the target to fetch and look at first.

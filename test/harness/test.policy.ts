@@ -81,7 +81,7 @@ export default definePolicy({
   audit: {
     keyFile: auditKey,
     queryValues: "hmac",
-    durable: ["write"],
+    durable: ["write", "break-glass"],
     sinks: [
       { id: "file", kind: "file" },
       { id: "ckpt", kind: "file", records: "checkpoints" },
@@ -129,6 +129,19 @@ export default definePolicy({
       upstream: { url: `${upstream}/acme/R4` },
       issuers: ["demo"],
       compartmentSearch: "inject",
+    },
+    {
+      // A practitioner app stays on the patient in context (compartmentFor), except when it
+      // breaks glass: then it reaches every patient, and Conditions too.
+      id: "clinic",
+      pathPrefix: "/clinic",
+      fhirBase: "/fhir",
+      upstream: { url: `${upstream}/acme/R4` },
+      issuers: ["demo"],
+      compartmentFor: ["user"],
+      invalidScopes: "reject",
+      breakGlass: { reasons: ["emergency", "patient-unconscious"], scopes: ["user/Condition.rs"] },
+      cache: { ttl: { Observation: seconds(60) } },
     },
     {
       id: "mtls",

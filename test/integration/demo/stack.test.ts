@@ -81,6 +81,18 @@ describe("npm start", () => {
         "200 x-cache=HIT ValueSet/observation-category",
       ]);
 
+      // The README's break-glass lines, as printed there: a 403 without the reason, a 200 with it,
+      // and an event that says so.
+      const readme = readFileSync(path.join(ROOT, "README.md"), "utf8").split("\n");
+      const glassToken = readme.find((l) => l.startsWith('TOKEN=$(npx fhir-edge demo token --tenant acme --scope "user/Observation.rs break-glass")'));
+      const glassCurls = readme.filter((l) => l.startsWith("curl ") && l.includes("Condition?patient=$PATIENT"));
+      expect(glassToken).toBeDefined();
+      expect(glassCurls).toHaveLength(2);
+      const practitioner = await runCli(["demo", "token", "--tenant", "acme", "--scope", "user/Observation.rs break-glass", "--state", state]);
+      expect(practitioner.code).toBe(0);
+      const glass = glassCurls.map((c) => spawnSync("sh", ["-c", c.replaceAll("127.0.0.1:8080", `127.0.0.1:${gw}`)], { encoding: "utf8", env: { ...process.env, TOKEN: practitioner.stdout.trim(), PATIENT: "acme-p1" } }).stdout.trim());
+      expect(glass).toEqual(["403", "200"]);
+
       // The audit trail: the printed places hold this run's events. The FHIR sink's AuditEvents
       // are in the upstream's audit base, searchable by patient and by date.
       const auditLine = out.split("\n").find((l) => l.trim().startsWith("audit "));
@@ -101,6 +113,8 @@ describe("npm start", () => {
       expect(other.entry ?? []).toHaveLength(0);
       const exported = readFileSync(path.join(state, "audit", "file", "audit.jsonl"), "utf8").split("\n").filter((l) => l.startsWith('{"v":1'));
       expect(exported.length).toBeGreaterThanOrEqual(8);
+      const broke = exported.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e["break_glass"] === true);
+      expect(broke.map((e) => [e["resource_type"], e["break_glass_reason"], e["status"]])).toEqual([["Condition", "emergency", 200]]);
       // The printed command holds on the running stack: spool, export and, once an idle worker
       // has signed its last seal (checkpointInterval, 10 s), checkpoints.
       let verified = await runCli(["verify-audit", "--state", state]);

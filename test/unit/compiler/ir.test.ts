@@ -11,7 +11,7 @@ describe("lowering to the IR", () => {
       version: "",
       name: "test",
       resolution: { order: ["claim", "host", "path", "header"], header: "X-Tenant", claim: "tenant" },
-      strip_headers: ["x-tenant-id", "x-user-id", "x-patient-id", "x-fhir-patient", "x-client-id", "x-scopes", "x-policy-version", "x-forwarded-user", "x-remote-user", "x-auth-request-user"],
+      strip_headers: ["x-tenant-id", "x-user-id", "x-patient-id", "x-fhir-patient", "x-client-id", "x-scopes", "x-policy-version", "x-forwarded-user", "x-remote-user", "x-auth-request-user", "x-break-glass"],
       request_id: { header: "X-Request-ID", pattern: "^[%w%._:%-]+$" },
       limits: { max_body_bytes: 16 * 1024 * 1024, max_query_params: 100 },
       ratelimit: { store: "local", dict_bytes: 8 * 1024 * 1024, redis: null },
@@ -41,6 +41,7 @@ describe("lowering to the IR", () => {
           costs: { read: 1, search: 3, complex_search: 5, count_threshold: 100, count_step: 100, write: 2, export: 10, operation: 5, operations: {} },
           budgets: [],
           cache: null,
+          break_glass: null,
         },
       ],
     });
@@ -73,6 +74,19 @@ describe("lowering to the IR", () => {
     expect(ir.strip_headers).toContain("x-internal");
     expect(ir.limits.max_body_bytes).toBe(1024 * 1024);
     expect(ir.resolution.order).toEqual(["header"]);
+  });
+
+  it("lowers break-glass: the default scope, the reasons as a set and in order, the added scopes as one string", () => {
+    const ir = lowerPolicy(
+      policy([
+        tenant("a", { breakGlass: { reasons: ["emergency", "patient-unconscious"] } }),
+        tenant("b", { breakGlass: { scope: "org:btg", reasons: ["emergency"], scopes: ["user/*.rs", "user/Condition.rs"] } }),
+      ]),
+    );
+    expect(ir.tenants.map((t) => t.break_glass)).toEqual([
+      { scope: "break-glass", reasons: { emergency: true, "patient-unconscious": true }, reason_list: "emergency, patient-unconscious", scopes: "" },
+      { scope: "org:btg", reasons: { emergency: true }, reason_list: "emergency", scopes: "user/*.rs user/Condition.rs" },
+    ]);
   });
 
   it("gives the root path as an empty base path", () => {
