@@ -134,6 +134,8 @@ export interface AuditIR {
   spool_dir: string;
   key_file: string;
   key_id: string;
+  /** Ed25519 private key (PEM) for the checkpoints; null: HMAC-SHA256 with key_file. */
+  ed25519_key_file: string | null;
   query_values: "omit" | "hmac";
   flush_ms: number;
   batch_events: number;
@@ -498,6 +500,7 @@ function lowerAudit(a: AuditProps | undefined): AuditIR | null {
     spool_dir: a.spoolDir ?? "",
     key_file: a.keyFile,
     key_id: a.keyId ?? d.keyId,
+    ed25519_key_file: a.ed25519KeyFile ?? null,
     query_values: a.queryValues ?? d.queryValues,
     flush_ms: (a.flushEvery ?? d.flushEvery).ms,
     batch_events: a.batchEvents ?? d.batchEvents,

@@ -510,6 +510,13 @@ export interface AuditProps {
   readonly keyFile: string;
   /** Names the key in checkpoints, so keys can rotate. @default "default" */
   readonly keyId?: string;
+  /**
+   * An Ed25519 private key (PEM, PKCS#8, as `openssl genpkey -algorithm ed25519` writes it):
+   * checkpoints are then signed with it instead of the HMAC, so whoever checks them, with the
+   * public key alone, cannot forge them. `keyFile` still keys the hashed query values.
+   * @default none: HMAC-SHA256 checkpoints
+   */
+  readonly ed25519KeyFile?: string;
   /** Query values are never recorded; `hmac` records an HMAC of each, so equal values can be matched. @default "omit" */
   readonly queryValues?: "omit" | "hmac";
   /** A worker seals its batch at least this often. @default milliseconds(100) */

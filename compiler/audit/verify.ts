@@ -11,7 +11,7 @@
  * segments every sink has, so a spool stream may start past seq 0; in an export, and for a head
  * a gap seal names as dropped, a missing start is a finding.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash, createHmac, verify as verifySignature, type KeyObject } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { pidAlive } from "../process.ts";
@@ -55,7 +55,7 @@ export interface VerifyReport {
   readonly findings: readonly Finding[];
   /** What was not checked, or holds but is worth knowing (an open stream, a pruned head). */
   readonly notes: readonly string[];
-  /** Checkpoint MACs checked against the key (0 without a key). */
+  /** Checkpoint MACs and signatures checked against the key or the public key (0 without either). */
   readonly macsChecked: number;
 }
 
@@ -64,8 +64,10 @@ export interface VerifyOptions {
   readonly sources: readonly string[];
   /** More checkpoints: a checkpoint sink's directory or file. Their streams need not be in every source. */
   readonly checkpoints?: readonly string[];
-  /** The audit key's bytes (the policy's keyFile); without it, MACs are not checked. */
+  /** The audit key's bytes (the policy's keyFile); without it, HMAC checkpoints are not checked. */
   readonly key?: Buffer;
+  /** The Ed25519 public key of `ed25519KeyFile`; without it, Ed25519 checkpoints are not checked. */
+  readonly publicKey?: KeyObject;
   /** Whether a worker pid still runs (a stream without a close seal is then open, not cut off). */
   readonly isAlive?: (pid: number) => boolean;
 }
@@ -103,6 +105,7 @@ interface Checkpoint extends Position {
   readonly ts: number;
   readonly keyId: string;
   readonly alg: string;
+  /** The MAC (HMAC-SHA256) or the signature (Ed25519), hex. */
   readonly mac: string;
 }
 
@@ -120,8 +123,18 @@ function sealHash(doc: { prev: string; stream: string; seq: number; kind: string
   return h.digest("hex");
 }
 
+function checkpointText(c: { stream: string; seq: number; hash: string; ts: number }): string {
+  return `${MAC_CONTEXT}${c.stream}\n${c.seq}\n${c.hash}\n${c.ts}`;
+}
+
 export function checkpointMac(key: Buffer, c: { stream: string; seq: number; hash: string; ts: number }): string {
-  return createHmac("sha256", key).update(`${MAC_CONTEXT}${c.stream}\n${c.seq}\n${c.hash}\n${c.ts}`).digest("hex");
+  return createHmac("sha256", key).update(checkpointText(c)).digest("hex");
+}
+
+const HEX128 = /^[0-9a-f]{128}$/;
+
+function signedBy(publicKey: KeyObject, c: Checkpoint): boolean {
+  return HEX128.test(c.mac) && verifySignature(null, Buffer.from(checkpointText(c)), publicKey, Buffer.from(c.mac, "hex"));
 }
 
 /** The files of a source in the order they were written; whether it is a spool. */
@@ -183,9 +196,10 @@ function parseFile(file: string, out: Parsed, c: Collector, live: (stream: strin
     if (fileStream !== undefined && stream !== fileStream) c.add("malformed", at, `a record of stream ${stream} in a segment of stream ${fileStream}`, stream);
     if (t === "checkpoint") {
       orphan("a checkpoint follows them");
-      const { seq, hash, ts, key_id, alg, mac } = doc;
+      const { seq, hash, ts, key_id, alg } = doc;
+      const mac = alg === "Ed25519" ? doc["sig"] : doc["mac"];
       if (!isInt(seq) || typeof hash !== "string" || !HEX64.test(hash) || !isInt(ts) || typeof key_id !== "string" || typeof alg !== "string" || typeof mac !== "string") {
-        return c.add("malformed", at, "a checkpoint without seq, hash, ts, key_id, alg and mac", stream);
+        return c.add("malformed", at, "a checkpoint without seq, hash, ts, key_id, alg and mac (or sig)", stream);
       }
       out.checkpoints.push({ ...at, stream, seq, hash, ts, keyId: key_id, alg, mac });
       return;
@@ -315,13 +329,31 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
   }
   // Each checkpoint's MAC is checked once, and a forged one is then left out of every source.
   const macs = new Map<Checkpoint, boolean>();
+  // An algorithm the gateway does not write is a forgery: accepting it unchecked would let
+  // anyone sign with "none".
+  const unchecked = new Set<string>();
   const checkMac = (k: Checkpoint): boolean => {
-    if (opts.key === undefined || k.alg !== "HMAC-SHA256") return true;
     let ok = macs.get(k);
-    if (ok === undefined) {
+    if (ok !== undefined) return ok;
+    if (k.alg === "HMAC-SHA256") {
+      if (opts.key === undefined) {
+        unchecked.add(k.alg);
+        return true;
+      }
       ok = checkpointMac(opts.key, k) === k.mac;
-      macs.set(k, ok);
-      if (!ok) c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: its MAC is not the key's (key_id ${k.keyId})`, k.stream, k.seq);
+    } else if (k.alg === "Ed25519") {
+      if (opts.publicKey === undefined) {
+        unchecked.add(k.alg);
+        return true;
+      }
+      ok = signedBy(opts.publicKey, k);
+    } else {
+      ok = false;
+    }
+    macs.set(k, ok);
+    if (!ok) {
+      const what = k.alg === "HMAC-SHA256" ? "its MAC is not the key's" : k.alg === "Ed25519" ? "its signature is not the public key's" : `its algorithm ${JSON.stringify(k.alg)} is not one the gateway writes`;
+      c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: ${what} (key_id ${k.keyId})`, k.stream, k.seq);
     }
     return ok;
   };
@@ -396,7 +428,8 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
     else if (elsewhere === undefined) c.add("truncated", last, `stream ${k.stream} ends at seal ${last.seq}, but ${where(k)} signs seal ${k.seq}: its tail was removed`, k.stream, last.seq);
     // A seal elsewhere with another hash is reported where that source is checked.
   }
-  if (opts.key === undefined) c.notes.push("checkpoint MACs were not checked: no key (--key FILE)");
+  if (unchecked.has("HMAC-SHA256")) c.notes.push("HMAC-SHA256 checkpoint MACs were not checked: no key (--key FILE)");
+  if (unchecked.has("Ed25519")) c.notes.push("Ed25519 checkpoint signatures were not checked: no public key (--public-key FILE)");
   return { sources, findings: c.findings, notes: c.notes, macsChecked: macs.size };
 }
 

@@ -3,6 +3,7 @@
  * verify-audit, demo.
  * Returns the exit code instead of exiting, so tests can call it.
  */
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -38,11 +39,12 @@ commands:
   rollback    switch back to the previous version, HUP, wait likewise
   bootstrap   check the nginx/Lua runtime and test tools; install them with apt when root
               (--check: only check)
-  verify-audit [PATH...] [--key FILE] [--checkpoints PATH]
+  verify-audit [PATH...] [--key FILE] [--public-key FILE] [--checkpoints PATH]
               check audit spools or exports (a directory of *.jsonl, or a file): every chain,
-              seal hash and checkpoint; prints each finding as file:line and exits 1 on any.
-              Without PATH: the current bundle's spool and file sinks in --state, its key and
-              its checkpoint sinks
+              seal hash and checkpoint (HMAC with --key, Ed25519 with --public-key: a PEM
+              public key, or the private key); prints each finding as file:line and exits 1
+              on any. Without PATH: the current bundle's spool and file sinks in --state, its
+              keys and its checkpoint sinks
   demo ...    the embedded demo stack (see demo/cli.ts)
 
 options:
@@ -218,17 +220,26 @@ async function demo(argv: string[]): Promise<number> {
 }
 
 /** What `verify-audit` checks: the paths given, or what the current bundle in the state dir writes. */
-function auditTargets(args: string[]): { sources: string[]; checkpoints: string[]; keyFile: string | undefined } | string {
+interface AuditTargets {
+  sources: string[];
+  checkpoints: string[];
+  keyFile: string | undefined;
+  /** A PEM public key, or the Ed25519 private key to derive it from. */
+  publicKeyFile: string | undefined;
+}
+
+function auditTargets(args: string[]): AuditTargets | string {
   let parsed;
   try {
-    parsed = parseArgs({ args, allowPositionals: true, options: { state: { type: "string" }, key: { type: "string" }, checkpoints: { type: "string", multiple: true } } });
+    parsed = parseArgs({ args, allowPositionals: true, options: { state: { type: "string" }, key: { type: "string" }, "public-key": { type: "string" }, checkpoints: { type: "string", multiple: true } } });
   } catch (e) {
     return (e as Error).message;
   }
   const v = parsed.values;
   const checkpoints = v.checkpoints ?? [];
-  for (const p of [...parsed.positionals, ...checkpoints, ...(v.key === undefined ? [] : [v.key])]) if (!existsSync(p)) return `no such file or directory: ${p}`;
-  if (parsed.positionals.length > 0) return { sources: parsed.positionals, checkpoints, keyFile: v.key };
+  const publicKey = v["public-key"];
+  for (const p of [...parsed.positionals, ...checkpoints, ...(v.key === undefined ? [] : [v.key]), ...(publicKey === undefined ? [] : [publicKey])]) if (!existsSync(p)) return `no such file or directory: ${p}`;
+  if (parsed.positionals.length > 0) return { sources: parsed.positionals, checkpoints, keyFile: v.key, publicKeyFile: publicKey };
   const state = stateDirFrom(v.state);
   const current = path.join(state, "current");
   if (!existsSync(path.join(current, "manifest.json"))) return `no current bundle in ${state}: give a PATH, or --state of a built gateway`;
@@ -240,7 +251,13 @@ function auditTargets(args: string[]): { sources: string[]; checkpoints: string[
     if (sink.kind !== "file" || !existsSync(sink.dir)) continue;
     (sink.records === "all" ? sources : fromSinks).push(sink.dir);
   }
-  return { sources, checkpoints: [...checkpoints, ...fromSinks], keyFile: v.key ?? (existsSync(audit.key_file) ? audit.key_file : undefined) };
+  const signer = audit.ed25519_key_file;
+  return {
+    sources,
+    checkpoints: [...checkpoints, ...fromSinks],
+    keyFile: v.key ?? (existsSync(audit.key_file) ? audit.key_file : undefined),
+    publicKeyFile: publicKey ?? (signer !== null && existsSync(signer) ? signer : undefined),
+  };
 }
 
 async function verifyAuditCommand(args: string[], out: Out, err: Out): Promise<number> {
@@ -250,12 +267,27 @@ async function verifyAuditCommand(args: string[], out: Out, err: Out): Promise<n
     return 2;
   }
   const { verifyAudit, formatFinding } = await import("../audit/verify.ts");
-  const r = verifyAudit({ sources: t.sources, checkpoints: t.checkpoints, ...(t.keyFile === undefined ? {} : { key: readFileSync(t.keyFile) }) });
+  let publicKey: KeyObject | undefined;
+  if (t.publicKeyFile !== undefined) {
+    try {
+      // A public key as it is, or the one a private key holds (never kept).
+      publicKey = createPublicKey(readFileSync(t.publicKeyFile));
+    } catch (e) {
+      err(`verify-audit: ${t.publicKeyFile} is not a PEM key: ${(e as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (publicKey.asymmetricKeyType !== "ed25519") {
+      err(`verify-audit: ${t.publicKeyFile} is a ${publicKey.asymmetricKeyType ?? "non-asymmetric"} key, not Ed25519\n\n${USAGE}`);
+      return 2;
+    }
+  }
+  const r = verifyAudit({ sources: t.sources, checkpoints: t.checkpoints, ...(t.keyFile === undefined ? {} : { key: readFileSync(t.keyFile) }), ...(publicKey === undefined ? {} : { publicKey }) });
   for (const f of r.findings) out(formatFinding(f));
   for (const n of r.notes) err(`note: ${n}`);
   for (const s of r.sources) out(`${s.kind} ${s.source}: ${s.streams} stream(s), ${s.seals} seal(s), ${s.events} event(s), ${s.checkpoints} checkpoint(s) matched`);
   for (const p of t.checkpoints) out(`checkpoints ${p}`);
-  out(`${r.findings.length === 0 ? "ok" : "FAILED"}: ${r.findings.length} finding(s), ${r.macsChecked} checkpoint MAC(s) checked${t.keyFile === undefined ? " (no key)" : ` with ${t.keyFile}`}`);
+  const using = [...(t.keyFile === undefined ? [] : [t.keyFile]), ...(t.publicKeyFile === undefined ? [] : [`the public key of ${t.publicKeyFile}`])];
+  out(`${r.findings.length === 0 ? "ok" : "FAILED"}: ${r.findings.length} finding(s), ${r.macsChecked} checkpoint MAC(s) checked${using.length === 0 ? " (no key)" : ` with ${using.join(" and ")}`}`);
   return r.findings.length === 0 ? 0 : 1;
 }
 

@@ -4,7 +4,8 @@
  * so a worker killed mid-flight leaves whole batches or none of one. Pure over audit/fs and the
  * crypto module, so it runs under plain LuaJIT too (test/unit/lua/audit-spool).
  */
-import { hmacSha256, sha256Pair, toHex } from "../auth/crypto";
+import type { CData } from "ffi";
+import { ed25519Sign, hmacSha256, sha256Pair, toHex } from "../auth/crypto";
 import { closeFd, makeDirs, openAppend, sizeOf, sync, writeAll } from "./fs";
 
 const format = string.format;
@@ -20,6 +21,8 @@ export interface StreamConfig {
   readonly checkpointMs: number;
   readonly key: string;
   readonly keyId: string;
+  /** An Ed25519 private key: checkpoints are signed with it instead of the HMAC. */
+  readonly signer?: CData;
 }
 
 export interface Stream {
@@ -56,16 +59,25 @@ function sealHead(prev: string, stream: string, seq: number, kind: SealKind, ts:
   return prev + "\n" + stream + "\n" + format("%d", seq) + "\n" + kind + "\n" + format("%d", ts) + "\n" + format("%d", n) + "\n" + format("%d", dropped) + "\n";
 }
 
+/** The text a checkpoint signs (README "Checkpoints"), under either algorithm. */
+function checkpointText(stream: string, seq: number, hash: string, ts: number): string {
+  return "fhir-edge-audit-checkpoint/1\n" + stream + "\n" + format("%d", seq) + "\n" + hash + "\n" + format("%d", ts);
+}
+
 export function checkpointMac(key: string, stream: string, seq: number, hash: string, ts: number): string {
-  return toHex(hmacSha256(key, "fhir-edge-audit-checkpoint/1\n" + stream + "\n" + format("%d", seq) + "\n" + hash + "\n" + format("%d", ts)));
+  return toHex(hmacSha256(key, checkpointText(stream, seq, hash, ts)));
 }
 
 function checkpointLine(s: Stream, ts: number): string {
   s.sinceCheckpoint = 0;
   s.checkpointAt = ts;
   s.signed = s.seq;
-  return '{"t":"checkpoint","stream":"' + s.id + '","seq":' + format("%d", s.seq) + ',"hash":"' + s.prev + '","ts":' + format("%d", ts) +
-    ',"key_id":"' + s.cfg.keyId + '","alg":"HMAC-SHA256","mac":"' + checkpointMac(s.cfg.key, s.id, s.seq, s.prev, ts) + '"}\n';
+  const head = '{"t":"checkpoint","stream":"' + s.id + '","seq":' + format("%d", s.seq) + ',"hash":"' + s.prev + '","ts":' + format("%d", ts) + ',"key_id":"' + s.cfg.keyId;
+  const signer = s.cfg.signer;
+  if (signer === undefined) return head + '","alg":"HMAC-SHA256","mac":"' + checkpointMac(s.cfg.key, s.id, s.seq, s.prev, ts) + '"}\n';
+  // A signature libcrypto refused is written as empty: verify-audit reports the checkpoint forged.
+  const sig = ed25519Sign(signer, checkpointText(s.id, s.seq, s.prev, ts));
+  return head + '","alg":"Ed25519","sig":"' + (sig === undefined ? "" : toHex(sig)) + '"}\n';
 }
 
 /** Opens the next segment when this write would take the current one past its size. */

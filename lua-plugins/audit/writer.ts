@@ -11,7 +11,7 @@
  * events of requests already answered, up to HEADROOM more, then drops them likewise.
  */
 import * as policy from "../generated/policy";
-import { auditKey } from "./key";
+import { auditKey, auditSigner } from "./key";
 import { checkpointIfDue, closeStream, openStream, seal, segmentName, type SealKind, type Stream } from "./spool";
 
 const cfg = policy.audit;
@@ -243,7 +243,7 @@ export function noteLoss(n: number, carried: number, reason: string, segment: st
 export function start(this: void): void {
   if (cfg === undefined) return;
   const [s, n] = openStream(
-    { dir: cfg.spool_dir, segmentBytes: cfg.segment_bytes, checkpointEvery: cfg.checkpoint_every, checkpointMs: cfg.checkpoint_ms, key: auditKey(), keyId: cfg.key_id },
+    { dir: cfg.spool_dir, segmentBytes: cfg.segment_bytes, checkpointEvery: cfg.checkpoint_every, checkpointMs: cfg.checkpoint_ms, key: auditKey(), keyId: cfg.key_id, signer: auditSigner() },
     ngx.worker.id() ?? 0,
     ngx.worker.pid(),
     nowMs(),

@@ -28,6 +28,9 @@ int EVP_DigestVerify(EVP_MD_CTX *ctx, const unsigned char *sig, size_t siglen, c
 int EVP_PKEY_CTX_ctrl(EVP_PKEY_CTX *ctx, int keytype, int optype, int cmd, int p1, void *p2);
 EVP_PKEY *d2i_PUBKEY(EVP_PKEY **a, const unsigned char **pp, long length);
 void EVP_PKEY_free(EVP_PKEY *pkey);
+EVP_PKEY *EVP_PKEY_new_raw_private_key(int type, ENGINE *e, const unsigned char *priv, size_t len);
+int EVP_DigestSignInit(EVP_MD_CTX *ctx, EVP_PKEY_CTX **pctx, const EVP_MD *type, ENGINE *e, EVP_PKEY *pkey);
+int EVP_DigestSign(EVP_MD_CTX *ctx, unsigned char *sigret, size_t *siglen, const unsigned char *tbs, size_t tbslen);
 int EVP_DecodeBlock(unsigned char *t, const unsigned char *f, int n);
 void ERR_clear_error(void);
 unsigned char *HMAC(const EVP_MD *evp_md, const void *key, int key_len, const unsigned char *d, size_t n, unsigned char *md, unsigned int *md_len);
@@ -51,6 +54,9 @@ interface LibCrypto {
   EVP_PKEY_CTX_ctrl(this: void, ctx: CData, keytype: number, optype: number, cmd: number, p1: number, p2: undefined): number;
   d2i_PUBKEY(this: void, a: undefined, pp: CData, length: number): CData | undefined;
   EVP_PKEY_free(this: void, pkey: CData): void;
+  EVP_PKEY_new_raw_private_key(this: void, type: number, e: undefined, priv: string, len: number): CData | undefined;
+  EVP_DigestSignInit(this: void, ctx: CData, pctx: undefined, type: undefined, e: undefined, pkey: CData): number;
+  EVP_DigestSign(this: void, ctx: CData, sig: CData, siglen: CData, tbs: string, tbslen: number): number;
   EVP_DecodeBlock(this: void, t: CData, f: string, n: number): number;
   ERR_clear_error(this: void): void;
   HMAC(this: void, md: CData, key: string, keyLen: number, d: string, n: number, out: CData, outLen: undefined): CData | undefined;
@@ -278,4 +284,47 @@ export function verify(alg: Alg, key: PublicKey, input: string, sig: string): bo
   C.EVP_MD_CTX_free(ctx);
   if (!ok) C.ERR_clear_error();
   return ok;
+}
+
+const EVP_PKEY_ED25519 = 1087;
+/** PKCS#8 v1 (RFC 8410) of an Ed25519 key, up to its 32-byte seed: what `openssl genpkey -algorithm ed25519` writes. */
+const ED25519_PKCS8 = char(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20);
+const sizeTPtr = ffi.typeof("size_t[1]");
+
+/** An Ed25519 private key from its PEM (PKCS#8, RFC 8410); undefined for anything else. */
+export function ed25519PrivateKey(pem: string): CData | undefined {
+  const [, , b64] = string.find(pem, "%-%-%-%-%-BEGIN PRIVATE KEY%-%-%-%-%-([%w%+/=%s]+)%-%-%-%-%-END PRIVATE KEY%-%-%-%-%-");
+  if (b64 === undefined) return undefined;
+  const [flat] = gsub(b64 as string, "%s", "");
+  const out = u8arr(flat.length);
+  const n = C.EVP_DecodeBlock(out, flat, flat.length);
+  if (n < 0) {
+    C.ERR_clear_error();
+    return undefined;
+  }
+  // 48 bytes are 64 base64 digits without padding: anything longer is another key or form.
+  if (n !== 48) return undefined;
+  const der = ffi.string(out, 48);
+  if (sub(der, 1, 16) !== ED25519_PKCS8) return undefined;
+  const pkey = C.EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, undefined, sub(der, 17, 48), 32);
+  if (pkey === undefined) {
+    C.ERR_clear_error();
+    return undefined;
+  }
+  return ffi.gc(pkey, C.EVP_PKEY_free);
+}
+
+/** The Ed25519 signature of `data` (64 raw bytes), or undefined when libcrypto refuses. */
+export function ed25519Sign(pkey: CData, data: string): string | undefined {
+  const ctx = C.EVP_MD_CTX_new();
+  if (ctx === undefined) return undefined;
+  const sig = u8arr(64);
+  const len = sizeTPtr(64);
+  const ok = C.EVP_DigestSignInit(ctx, undefined, undefined, undefined, pkey) === 1 && C.EVP_DigestSign(ctx, sig, len, data, data.length) === 1;
+  C.EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    C.ERR_clear_error();
+    return undefined;
+  }
+  return ffi.string(sig, 64);
 }

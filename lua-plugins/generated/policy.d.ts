@@ -174,6 +174,7 @@ export interface AuditIR {
   readonly spool_dir: string;
   readonly key_file: string;
   readonly key_id: string;
+  readonly ed25519_key_file: string | undefined;
   readonly query_values: "omit" | "hmac";
   readonly flush_ms: number;
   readonly batch_events: number;

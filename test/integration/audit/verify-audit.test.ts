@@ -8,7 +8,7 @@
  * `file:line: kind:` output are what is checked.
  */
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -274,5 +274,100 @@ describe("verify-audit", () => {
   it("usage errors exit 2", async () => {
     expect((await verify(path.join(work, "no-such-dir"))).code).toBe(2);
     expect((await verify("--state", path.join(work, "clean"))).code).toBe(2);
+  });
+});
+
+/**
+ * Ed25519 checkpoints (`ed25519KeyFile`): the same gateway output, signed with a private key,
+ * verifies with the public key alone; a checkpoint signed with another key, or under an
+ * algorithm the gateway does not write, is forged; and a key file that is not an Ed25519 PEM
+ * stops the gateway from starting.
+ */
+describe("verify-audit with Ed25519 checkpoints", () => {
+  let edGw: OwnGateway | undefined;
+  let dir = "";
+  let pubFile = "";
+  let cps: string[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), "fe-verify-ed25519-"));
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const privFile = path.join(dir, "audit-ed25519.pem");
+    writeFileSync(privFile, privateKey.export({ format: "pem", type: "pkcs8" }), { mode: 0o600 });
+    pubFile = path.join(dir, "audit-ed25519.pub.pem");
+    writeFileSync(pubFile, publicKey.export({ format: "pem", type: "spki" }));
+    const hmacKey = path.join(dir, "audit.key");
+    writeFileSync(hmacKey, randomBytes(32));
+    edGw = await startGateway({
+      name: "audit-verify-ed25519",
+      audit: { keyFile: hmacKey, ed25519KeyFile: privFile, keyId: "ed-1", flushEvery: milliseconds(20), batchEvents: 4, checkpointEvery: 2, sinks: [{ id: "checkpoints", kind: "file", records: "checkpoints" }] },
+      tenants: [{ id: "acme", pathPrefix: "/acme", upstream: { url: `${origin!.url}/acme` }, anonymous: true }],
+    });
+    for (let i = 0; i < 24; i++) await (await fetch(`${edGw.url}/acme/fhir/Observation?code=${i}`)).text();
+    const cpFile = path.join(edGw.stateDir, "audit", "checkpoints", "audit.jsonl");
+    for (const t0 = Date.now(); Date.now() - t0 < 10_000; await new Promise((r) => setTimeout(r, 100))) {
+      try {
+        cps = readFileSync(cpFile, "utf8").split("\n").filter((l) => l !== "");
+      } catch {
+        cps = [];
+      }
+      if (cps.length >= 3) break;
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await edGw?.stop();
+    if (dir !== "") rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("signs each checkpoint, and the state dir and the public key alone verify them", async () => {
+    expect(cps.length).toBeGreaterThanOrEqual(3);
+    for (const l of cps) expect(parse(l)).toMatchObject({ t: "checkpoint", alg: "Ed25519", key_id: "ed-1", sig: expect.stringMatching(/^[0-9a-f]{128}$/) });
+    const state = await verify("--state", edGw!.stateDir);
+    expect(state.code).toBe(0);
+    expect(state.out.at(-1)).toMatch(new RegExp(`^ok: 0 finding\\(s\\), [1-9]\\d* checkpoint MAC\\(s\\) checked with .*audit.key and the public key of .*audit-ed25519.pem$`));
+    // An auditor with the spool and the public key only.
+    const spool = path.join(edGw!.stateDir, "audit", "spool");
+    const pub = await verify(spool, "--public-key", pubFile, "--checkpoints", path.join(edGw!.stateDir, "audit", "checkpoints"));
+    expect(pub.out.filter((l) => /:\d+: [a-z-]+:/.test(l))).toEqual([]);
+    expect(pub.out.at(-1)).toMatch(/^ok: 0 finding\(s\), [1-9]\d* checkpoint MAC\(s\) checked with the public key of /);
+    // Without it, nothing says the signatures hold.
+    const none = await verify(spool);
+    expect(none.err.join("\n")).toContain("Ed25519 checkpoint signatures were not checked: no public key (--public-key FILE)");
+    // A key of another kind is a usage error.
+    const rsa = path.join(dir, "rsa.pem");
+    writeFileSync(rsa, generateKeyPairSync("rsa", { modulusLength: 2048 }).publicKey.export({ format: "pem", type: "spki" }));
+    expect((await verify(spool, "--public-key", rsa)).code).toBe(2);
+  });
+
+  it("finds a checkpoint signed with another key, and one under another algorithm, at their lines", async () => {
+    const copy = path.join(dir, "forged");
+    cpSync(path.join(edGw!.stateDir, "audit", "checkpoints"), copy, { recursive: true });
+    const lines = [...cps];
+    const other = generateKeyPairSync("ed25519").privateKey;
+    const a = 1;
+    const b = lines.length - 1;
+    const ca = parse(lines[a]!) as Line & { stream: string; seq: number; hash: string; ts: number };
+    const text = `fhir-edge-audit-checkpoint/1\n${ca.stream}\n${ca.seq}\n${ca.hash}\n${ca.ts}`;
+    lines[a] = JSON.stringify({ ...ca, sig: sign(null, Buffer.from(text), other).toString("hex") });
+    const cb = parse(lines[b]!);
+    const { sig: _dropped, ...rest } = cb;
+    lines[b] = JSON.stringify({ ...rest, alg: "none", mac: "" });
+    writeFileSync(path.join(copy, "audit.jsonl"), lines.join("\n") + "\n");
+    const r = await verify(path.join(edGw!.stateDir, "audit", "spool"), "--public-key", pubFile, "--checkpoints", copy);
+    const found = r.out.filter((l) => /:\d+: [a-z-]+:/.test(l)).map((l) => /^(.*:\d+: [a-z-]+):/.exec(l)![1]!.replace(copy + "/", ""));
+    expect(found).toEqual([`audit.jsonl:${a + 1}: forged-checkpoint`, `audit.jsonl:${b + 1}: forged-checkpoint`]);
+    expect(r.out.join("\n")).toContain("its signature is not the public key's (key_id ed-1)");
+    expect(r.out.join("\n")).toContain('its algorithm "none" is not one the gateway writes');
+    expect(r.code).toBe(1);
+  });
+
+  it("refuses to start with a key file that is not an Ed25519 private key", async () => {
+    const ec = path.join(dir, "ec.pem");
+    writeFileSync(ec, generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }));
+    const hmacKey = path.join(dir, "audit.key");
+    await expect(
+      startGateway({ name: "audit-bad-ed25519", audit: { keyFile: hmacKey, ed25519KeyFile: ec }, tenants: [{ id: "acme", pathPrefix: "/acme", upstream: { url: `${origin!.url}/acme` }, anonymous: true }] }),
+    ).rejects.toThrow(/ed25519KeyFile .*ec\.pem is not an Ed25519 private key/);
   });
 });

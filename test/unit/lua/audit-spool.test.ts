@@ -5,7 +5,7 @@
  * of the checkpoint text): the chain links, every hash recomputes, every MAC verifies, the
  * segments roll at their size and continue the chain, and a gap seal counts what it lost.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash, createHmac, createPublicKey, generateKeyPairSync, verify } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -110,6 +110,49 @@ describe("audit spool stream", () => {
     expect(kinds.filter((k) => k === "gap")).toHaveLength(1);
     // Every 8 seals, and at close.
     expect(checkpoints).toBe(Math.floor(seq / 8) + (seq % 8 === 0 ? 0 : 1));
+  });
+
+  it("signs checkpoints with an Ed25519 key instead of the HMAC, and the public key alone verifies them", async () => {
+    const { privateKey, publicKey } = generateKeyPairSync("ed25519");
+    const pem = privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const SIGNED = String.raw`function(dir, key, pem, n)
+      local crypto = require("auth.crypto")
+      local signer = crypto.ed25519PrivateKey(pem)
+      if signer == nil then error("key did not load") end
+      local s = m.openStream({ dir = dir, segmentBytes = 1048576, checkpointEvery = 2, checkpointMs = 3600000, key = key, keyId = "ed1", signer = signer }, 1, 77, 1700000000000, "abc123abc123")
+      for i = 1, n do m.seal(s, "batch", { '{"v":1,"i":' .. i .. '}' }, 1, 1, 1700000000000 + i, 0, "", false) end
+      m.closeStream(s, 1700000000100)
+      return s.id
+    end`;
+    const d = mkdtempSync(path.join(dir, "ed-"));
+    const [r] = await runLua("audit.spool", SIGNED, [[d, KEY, pem, 5]]);
+    expect(r!.ok, r!.ok ? "" : r!.error).toBe(true);
+    const stream = (r as { values: unknown[] }).values[0] as string;
+    const checkpoints = readdirSync(d)
+      .flatMap((f) => readFileSync(path.join(d, f), "utf8").split("\n"))
+      .filter((l) => l.startsWith('{"t":"checkpoint"'))
+      .map((l) => JSON.parse(l) as Rec);
+    expect(checkpoints.length).toBeGreaterThanOrEqual(3);
+    const other = generateKeyPairSync("ed25519").publicKey;
+    for (const c of checkpoints) {
+      expect(c).toMatchObject({ key_id: "ed1", alg: "Ed25519", stream });
+      expect(c["mac"]).toBeUndefined();
+      const text = Buffer.from(`fhir-edge-audit-checkpoint/1\n${stream}\n${c["seq"] as number}\n${c["hash"] as string}\n${c["ts"] as number}`);
+      const sig = Buffer.from(c["sig"] as string, "hex");
+      expect(sig).toHaveLength(64);
+      expect(verify(null, text, createPublicKey(publicKey.export({ format: "pem", type: "spki" })), sig)).toBe(true);
+      expect(verify(null, text, other, sig)).toBe(false);
+    }
+  });
+
+  it("loads only an Ed25519 PKCS#8 PEM as a signing key", async () => {
+    const ed = generateKeyPairSync("ed25519").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const x448 = generateKeyPairSync("ed448").privateKey.export({ format: "pem", type: "pkcs8" }) as string;
+    const pub = generateKeyPairSync("ed25519").publicKey.export({ format: "pem", type: "spki" }) as string;
+    const LOAD = "function(pem) return require('auth.crypto').ed25519PrivateKey(pem) ~= nil end";
+    const rs = await runLua("audit.spool", LOAD, [[ed], [ec], [x448], [pub], ["not a key"], [ed.replace(/[A-Za-z](?=[^-]*-----END)/, "!")]]);
+    expect(rs.map((r) => (r.ok ? r.values[0] : r.error))).toEqual([true, false, false, false, false, false]);
   });
 
   it("a stream is a hash chain: the same events in another order seal differently", async () => {
