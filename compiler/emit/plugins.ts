@@ -13,6 +13,7 @@ import * as tstl from "typescript-to-lua";
 import { diag, type Diagnostic } from "../diagnostics.ts";
 import { ALLOW_HINT, lualibCheck, type LualibFinding } from "./lualib-policy.ts";
 import { multiReturnFindings, type MultiReturnFinding } from "./multireturn-check.ts";
+import { namespaceChainFindings, type NamespaceChainFinding } from "./namespace-chain-check.ts";
 
 export interface PluginBuild {
   /** Hash of the inputs; names the cache directory. */
@@ -35,7 +36,7 @@ function listFiles(dir: string, base = dir): string[] {
 }
 
 // The check's own sources are inputs too: a cache entry accepted by an older check is not reused.
-const CHECK_SOURCES = ["./plugins.ts", "./lualib-policy.ts", "./multireturn-check.ts"].map((f) => fileURLToPath(new URL(f, import.meta.url)));
+const CHECK_SOURCES = ["./plugins.ts", "./lualib-policy.ts", "./multireturn-check.ts", "./namespace-chain-check.ts"].map((f) => fileURLToPath(new URL(f, import.meta.url)));
 
 /** Hash over plugin sources, tsconfig.lua.json, the TSTL/TypeScript versions and the lualib check. */
 export function pluginSourcesHash(repoRoot: string): string {
@@ -104,16 +105,31 @@ function multiReturnDiagnostic(f: MultiReturnFinding, repoRoot: string): Diagnos
   );
 }
 
+function namespaceChainDiagnostic(f: NamespaceChainFinding, repoRoot: string): Diagnostic {
+  const file = path.relative(repoRoot, f.file).split(path.sep).join("/");
+  return diag(
+    "FE3103",
+    `${file}:${f.line}:${f.column}`,
+    "an optional chain on a namespace import's member: TSTL compiles its second half to a lookup in this module's own exports, which fails at run time",
+    "take the member into a local first: const cfg = ns.member; const x = cfg === undefined ? undefined : cfg.x",
+  );
+}
+
 /**
- * TSTL on `program`, as `tstl.transpileProject` runs it, plus the lualib check (FE3101) and
- * the multiple-return comparison check (FE3102) on every module. Returns the errors; output goes through `writeFile` (the program's outDir by default).
+ * TSTL on `program`, as `tstl.transpileProject` runs it, plus the lualib check (FE3101), the
+ * multiple-return comparison check (FE3102) and the namespace optional-chain check (FE3103) on every module. Returns the errors; output goes through `writeFile` (the program's outDir by default).
  */
 export function transpilePlugins(program: ts.Program, repoRoot: string, writeFile?: ts.WriteFileCallback): readonly Diagnostic[] {
   const check = lualibCheck();
   const emitted = new tstl.Transpiler().emit({ program, plugins: [check.plugin], ...(writeFile === undefined ? {} : { writeFile }) });
   const all = ts.sortAndDeduplicateDiagnostics([...ts.getPreEmitDiagnostics(program), ...emitted.diagnostics]);
   const errors = all.filter((d) => d.category === ts.DiagnosticCategory.Error).map((d) => toDiagnostic(d, repoRoot));
-  return [...errors, ...check.findings().map((f) => lualibDiagnostic(f, repoRoot)), ...multiReturnFindings(program).map((f) => multiReturnDiagnostic(f, repoRoot))];
+  return [
+    ...errors,
+    ...check.findings().map((f) => lualibDiagnostic(f, repoRoot)),
+    ...multiReturnFindings(program).map((f) => multiReturnDiagnostic(f, repoRoot)),
+    ...namespaceChainFindings(program).map((f) => namespaceChainDiagnostic(f, repoRoot)),
+  ];
 }
 
 /** Compiles (or finds in the cache) the runtime plugins of the repo at `repoRoot`. */

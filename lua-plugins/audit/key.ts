@@ -28,8 +28,7 @@ function load(): string {
 
 /** The checkpoints' Ed25519 key, when the policy names one; one that does not load fails the bundle. */
 function loadSigner(): CData | undefined {
-  // Not `policy.audit?.x`: TSTL compiles an optional chain on a namespace import's member to a
-  // global `____exports` lookup.
+  // Not `policy.audit?.x`: TSTL miscompiles an optional chain on a namespace import's member (FE3103).
   const cfg = policy.audit;
   const file = cfg === undefined ? undefined : cfg.ed25519_key_file;
   if (file === undefined) return undefined;

@@ -1,0 +1,43 @@
+/**
+ * FE3103: an optional chain on a member of a namespace import (`policy.audit?.key_file`).
+ *
+ * TSTL (1.x here) compiles it to `local o = policy.audit; local x = o and ____exports.audit.key_file`:
+ * the second half indexes the importing module's own exports, so it fails at run time whenever
+ * the member is there (it once stopped every gateway without an audit trail from starting).
+ * It type-checks and reads right, so only a check finds it. Take the member into a local first:
+ * `const cfg = policy.audit; const x = cfg === undefined ? undefined : cfg.key_file`.
+ */
+import ts from "typescript";
+
+export interface NamespaceChainFinding {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+function isNamespaceImport(checker: ts.TypeChecker, e: ts.Expression): boolean {
+  if (!ts.isIdentifier(e)) return false;
+  const sym = checker.getSymbolAtLocation(e);
+  return sym?.declarations?.some((d) => ts.isNamespaceImport(d)) === true;
+}
+
+/** Every `ns.member?.x` (and `ns.member?.[k]`, `ns.member?.()`) in the program's own files. */
+export function namespaceChainFindings(program: ts.Program): readonly NamespaceChainFinding[] {
+  const checker = program.getTypeChecker();
+  const out: NamespaceChainFinding[] = [];
+  for (const sf of program.getSourceFiles()) {
+    if (sf.isDeclarationFile || program.isSourceFileFromExternalLibrary(sf)) continue;
+    const visit = (n: ts.Node): void => {
+      if ((ts.isPropertyAccessExpression(n) || ts.isElementAccessExpression(n) || ts.isCallExpression(n)) && n.questionDotToken !== undefined) {
+        const base = n.expression;
+        if (ts.isPropertyAccessExpression(base) && isNamespaceImport(checker, base.expression)) {
+          const { line, character } = sf.getLineAndCharacterOfPosition(base.getStart(sf));
+          out.push({ file: sf.fileName, line: line + 1, column: character + 1 });
+        }
+      }
+      ts.forEachChild(n, visit);
+    };
+    visit(sf);
+  }
+  return out;
+}
