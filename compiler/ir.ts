@@ -151,9 +151,17 @@ export interface AuditIR {
   sinks: AuditSinkIR[];
 }
 
-export type AuditSinkIR =
-  | { id: string; kind: "file"; dir: string; records: "all" | "checkpoints"; rotate_bytes: number; keep: number }
-  | AuditHttpSinkIR;
+export type AuditSinkIR = AuditFileSinkIR | AuditHttpSinkIR;
+
+/** A JSONL file sink in its own directory, rotated at rotate_bytes, keeping `keep` old files. */
+export interface AuditFileSinkIR {
+  id: string;
+  kind: "file";
+  dir: string;
+  records: "all" | "checkpoints";
+  rotate_bytes: number;
+  keep: number;
+}
 
 /** An HTTP or FHIR sink: reached from a timer with a cosocket, so its URL is taken apart here. */
 export interface AuditHttpSinkIR {
