@@ -20,7 +20,7 @@ import { buildBundle, PACKAGE_ROOT } from "../compiler/bundle.ts";
 import { activate, up } from "../compiler/control.ts";
 import { formatDiagnostic } from "../compiler/diagnostics.ts";
 import { findRuntime } from "../compiler/runtime.ts";
-import type { JitTraceLog, OptionalPhase, WorkerLua } from "../nginx/gateway-conf.ts";
+import type { JitTraceLog, OptionalPhase, WorkerLua } from "../compiler/emit/gateway-conf.ts";
 import { block, comment, d, printConf, type ConfNode } from "../nginx/model.ts";
 
 export interface Target {
@@ -258,7 +258,7 @@ export interface GatewayVariant {
   readonly env?: Readonly<Record<string, string>>;
   readonly phasesOff?: readonly OptionalPhase[];
   readonly jitTraceLog?: JitTraceLog;
-  /** The floor: every Lua phase empty (see `emptyLua` in nginx/gateway-conf.ts). */
+  /** The floor: every Lua phase empty (see `emptyLua` in compiler/emit/gateway-conf.ts). */
   readonly emptyLua?: boolean;
   /** Profiler hooks for the workers (bench/profile.ts). */
   readonly workerLua?: WorkerLua;

@@ -6,7 +6,7 @@
 import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_BUILD_OPTIONS, gatewayConf, type BuildOptions } from "../nginx/gateway-conf.ts";
+import { DEFAULT_BUILD_OPTIONS, gatewayConf, type BuildOptions } from "./emit/gateway-conf.ts";
 import { printConf } from "../nginx/model.ts";
 import type { Diagnostic } from "./diagnostics.ts";
 import { buildPlugins } from "./emit/plugins.ts";

@@ -21,7 +21,7 @@ export interface PolicyIR {
   audit: AuditIR | null;
   token_cache: { short_s: number; long_s: number; negative_s: number };
   issuers: IssuerIR[];
-  /** One internal nginx location per (issuer, origin) the gateway calls; see nginx/gateway-conf. */
+  /** One internal nginx location per (issuer, origin) the gateway calls; see compiler/emit/gateway-conf. */
   idp_locations: IdpLocationIR[];
   tenants: TenantIR[];
 }

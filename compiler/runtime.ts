@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import type { ConfRuntime } from "../nginx/gateway-conf.ts";
+import type { ConfRuntime } from "./emit/gateway-conf.ts";
 import { UserError } from "./errors.ts";
 
 export interface RuntimeInfo extends ConfRuntime {

@@ -7,7 +7,7 @@ import { createPublicKey, type KeyObject } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import type { BuildOptions } from "../../nginx/gateway-conf.ts";
+import type { BuildOptions } from "../emit/gateway-conf.ts";
 import type { Diagnostic } from "../diagnostics.ts";
 import { UserError } from "../errors.ts";
 import type { PolicyIR } from "../ir.ts";

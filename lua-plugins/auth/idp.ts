@@ -1,6 +1,6 @@
 /**
  * Calls to an issuer: discovery, JWKS and introspection, through the internal locations the
- * conf generates per issuer origin (nginx/gateway-conf idpLocations). nginx's proxy does the
+ * conf generates per issuer origin (compiler/emit/gateway-conf idpLocations). nginx's proxy does the
  * HTTP, TLS and mTLS; timeouts are the issuer's. Only in phases that may yield (access).
  *
  * Discovered endpoints must be on the issuer's own origin: a discovery document cannot send

@@ -1,7 +1,7 @@
 /**
  * The per-request nginx variables that the Lua phases and nginx.conf share, declared once.
  * The Lua side reads and writes them through `ngx.var`, typed from this list (types/ngx.d.ts),
- * and nginx/gateway-conf.ts declares them and names them in directives through `FeVar`, so a
+ * and compiler/emit/gateway-conf.ts declares them and names them in directives through `FeVar`, so a
  * misspelt variable fails to compile on either side.
  *
  * Plain data on purpose: this module is imported by Node (the conf builder) as well as compiled

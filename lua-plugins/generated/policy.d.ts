@@ -28,7 +28,7 @@ export interface PolicyIR {
   readonly audit: AuditIR | undefined;
   readonly token_cache: { readonly short_s: number; readonly long_s: number; readonly negative_s: number };
   readonly issuers: readonly IssuerIR[];
-  /** One internal nginx location per (issuer, origin) the gateway calls; see nginx/gateway-conf. */
+  /** One internal nginx location per (issuer, origin) the gateway calls; see compiler/emit/gateway-conf. */
   readonly idp_locations: readonly IdpLocationIR[];
   readonly tenants: readonly TenantIR[];
 }

@@ -1,5 +1,5 @@
 /**
- * header_filter_by_lua of the cache's internal locations (nginx/cache-conf.ts).
+ * header_filter_by_lua of the cache's internal locations (compiler/emit/cache-conf.ts).
  *
  * - `stored`: whether what the upstream answered may be stored (cache/store), and the
  *   hit-for-pass mark of a key whose response will not be.

@@ -2,7 +2,7 @@
  * One request's decision over its charges, the same for every store (local, cluster script,
  * synced views), and what it tells the client: the refusals, and the RateLimit /
  * RateLimit-Policy fields (draft-ietf-httpapi-ratelimit-headers) of one budget, which nginx
- * adds to the response from `$fe_ratelimit*` (nginx/gateway-conf).
+ * adds to the response from `$fe_ratelimit*` (compiler/emit/gateway-conf).
  *
  * The decision is module state, reset by `begin()`: a store calls begin, one of the charge
  * functions per charge, then `decision()`, with no yield in between (the cluster store

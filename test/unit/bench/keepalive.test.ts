@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { lowerPolicy } from "../../../compiler/ir.ts";
-import { gatewayConf, type BuildOptions } from "../../../nginx/gateway-conf.ts";
+import { gatewayConf, type BuildOptions } from "../../../compiler/emit/gateway-conf.ts";
 import { printConf } from "../../../nginx/model.ts";
 import { KEEPALIVE_REQUESTS } from "../../../bench/targets.ts";
 

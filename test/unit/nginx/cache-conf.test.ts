@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { greaterThanPattern } from "../../../nginx/cache-conf.ts";
+import { greaterThanPattern } from "../../../compiler/emit/cache-conf.ts";
 
 /** nginx map regexes are PCRE; these use only what JavaScript reads the same way. */
 function re(pattern: string): RegExp {

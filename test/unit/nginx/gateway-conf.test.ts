@@ -5,7 +5,7 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { lowerPolicy } from "../../../compiler/ir.ts";
 import { findRuntime } from "../../../compiler/runtime.ts";
-import { gatewayConf, type ConfRuntime } from "../../../nginx/gateway-conf.ts";
+import { gatewayConf, type ConfRuntime } from "../../../compiler/emit/gateway-conf.ts";
 import { printConf } from "../../../nginx/model.ts";
 import { megabytes, seconds, type PolicyInput } from "../../../policy-dsl/index.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The conf's request id and traceparent maps (nginx/gateway-conf traceMaps), run by a real
+ * The conf's request id and traceparent maps (compiler/emit/gateway-conf traceMaps), run by a real
  * nginx: what it computes from the client's headers, against independent oracles written from
  * the rules (X-Request-ID: 8-128 of [A-Za-z0-9._:-]; W3C trace context level 1, version 00).
  */
@@ -10,7 +10,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { findRuntime } from "../../../compiler/runtime.ts";
-import { traceMaps } from "../../../nginx/gateway-conf.ts";
+import { traceMaps } from "../../../compiler/emit/gateway-conf.ts";
 import { block, d, printConf } from "../../../nginx/model.ts";
 import { freePort } from "../../harness/ports.ts";
 

@@ -3,9 +3,9 @@
  * under the state dir, so the conf never depends on /etc/nginx.
  */
 import { readFileSync } from "node:fs";
-import type { PolicyIR } from "../compiler/ir.ts";
-import { FE_VARS, type FeVar } from "../lua-plugins/core/vars.ts";
-import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "./model.ts";
+import type { PolicyIR } from "../ir.ts";
+import { FE_VARS, type FeVar } from "../../lua-plugins/core/vars.ts";
+import { blank, block, comment, d, lua, mapEntry, type ConfNode } from "../../nginx/model.ts";
 import { cacheHttp, cacheLocations, cacheMaps, IGNORED_ALWAYS, writeLocation } from "./cache-conf.ts";
 
 const FE_VAR_NAMES = Object.keys(FE_VARS) as FeVar[];

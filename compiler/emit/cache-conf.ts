@@ -4,9 +4,9 @@
  * response out of the cache (a size map in C, a header filter for the headers nginx 1.22's
  * variables see only the first of). Nothing here exists when no tenant caches.
  */
-import type { CacheIR, CacheLocationIR, PolicyIR } from "../compiler/ir.ts";
-import type { FeVar } from "../lua-plugins/core/vars.ts";
-import { block, d, lua, mapEntry, type ConfNode } from "./model.ts";
+import type { CacheIR, CacheLocationIR, PolicyIR } from "../ir.ts";
+import type { FeVar } from "../../lua-plugins/core/vars.ts";
+import { block, d, lua, mapEntry, type ConfNode } from "../../nginx/model.ts";
 
 function v(name: FeVar): string {
   return `$${name}`;
