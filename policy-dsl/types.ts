@@ -28,9 +28,9 @@ export interface UpstreamProps {
    * @default 32
    */
   readonly keepalive?: number;
-  /** @default seconds(2) */
+  /** Time limit to connect to the upstream. @default seconds(2) */
   readonly connectTimeout?: Duration;
-  /** @default seconds(30) */
+  /** Time limit between two reads of the upstream's response (and two writes of the request). @default seconds(30) */
   readonly readTimeout?: Duration;
 }
 
@@ -48,7 +48,7 @@ export interface RouteProps {
   readonly id: string;
   /** All given criteria must match. An empty match matches every request. */
   readonly match: RouteMatchProps;
-  /** @default "allow" */
+  /** `deny` refuses what the route matches (403); `allow` lets it on to the other checks. @default "allow" */
   readonly action?: RouteAction;
   /**
    * Cost tokens a matching request spends from each budget that applies, instead of what the
@@ -91,6 +91,7 @@ export interface TenantProps {
    * @default []
    */
   readonly fhirVersions?: readonly string[];
+  /** The FHIR server this tenant's requests are proxied to. */
   readonly upstream: UpstreamProps;
   /**
    * Ids of the {@link PolicyInput.issuers} whose tokens this tenant accepts. Every request but
@@ -391,6 +392,7 @@ export interface IntrospectionProps {
    * @default the `introspection_endpoint` of the issuer's discovery document
    */
   readonly endpoint?: string;
+  /** The gateway's client id at the introspection endpoint. */
   readonly clientId: string;
   /**
    * Name of the environment variable that holds the client secret. nginx reads it when it
@@ -422,7 +424,7 @@ export interface IssuerProps {
    * every (uncached) token. `auto`: JWTs locally, anything else by introspection.
    */
   readonly mode: ValidationMode;
-  /** @default ["RS256", "PS256", "ES256"] */
+  /** JWT signature algorithms accepted; `none` and HMAC ones never are. @default ["RS256", "PS256", "ES256"] */
   readonly algs?: readonly JwtAlg[];
   /** Tolerance on exp, nbf and iat. @default seconds(60) */
   readonly clockSkew?: Duration;
@@ -468,6 +470,7 @@ export type AuditSinkProps = AuditFileSinkProps | AuditHttpSinkProps | AuditFhir
 export interface AuditFileSinkProps {
   /** `^[a-z][a-z0-9-]{0,31}$`; names the sink's cursor and its metrics. */
   readonly id: string;
+  /** A JSONL file in the state dir, rotated. */
   readonly kind: "file";
   /** Directory of `audit.jsonl` and its rotated files. @default `<state>/audit/<id>` */
   readonly dir?: string;
@@ -480,24 +483,28 @@ export interface AuditFileSinkProps {
 }
 
 export interface AuditHttpSinkProps {
+  /** `^[a-z][a-z0-9-]{0,31}$`; names the sink's cursor and its metrics. */
   readonly id: string;
+  /** Batches POSTed as NDJSON, retried with backoff. */
   readonly kind: "http";
   /** `http://host:port/path`: each batch is POSTed as NDJSON with an `Idempotency-Key`. */
   readonly url: string;
   /** Extra request headers (an API key...). @default {} */
   readonly headers?: Readonly<Record<string, string>>;
-  /** @default seconds(5) */
+  /** Time limit of one POST (connect, send, read); past it, the batch is retried. @default seconds(5) */
   readonly timeout?: Duration;
 }
 
 export interface AuditFhirSinkProps {
+  /** `^[a-z][a-z0-9-]{0,31}$`; names the sink's cursor and its metrics. */
   readonly id: string;
+  /** AuditEvents (IHE BALP) in a batch Bundle, POSTed to a FHIR server. */
   readonly kind: "fhir";
   /** A FHIR R4 base (`http://host:port/R4`): events are POSTed as a batch Bundle of AuditEvents (IHE BALP). */
   readonly url: string;
-  /** @default {} */
+  /** Extra request headers (an Authorization for the FHIR server...). @default {} */
   readonly headers?: Readonly<Record<string, string>>;
-  /** @default seconds(5) */
+  /** Time limit of one POST (connect, send, read); past it, the batch is retried. @default seconds(5) */
   readonly timeout?: Duration;
 }
 
@@ -531,11 +538,11 @@ export interface AuditProps {
   readonly checkpointEvery?: number;
   /** ...or this often, whichever comes first. @default seconds(10) */
   readonly checkpointInterval?: Duration;
-  /** @default `<state>/audit/spool` */
+  /** Where the spool's segment files are written. @default `<state>/audit/spool` */
   readonly spoolDir?: string;
   /** Most disk the spool takes. @default megabytes(256) */
   readonly spoolSize?: Size;
-  /** @default megabytes(4) */
+  /** A spool segment file is closed at this size, and the next continues the chain. @default megabytes(4) */
   readonly segmentSize?: Size;
   /**
    * At `spoolSize`: `fail-closed` answers new FHIR requests 503 (Retry-After) until the sinks
@@ -550,7 +557,7 @@ export interface AuditProps {
   readonly durable?: readonly ("write" | "break-glass")[];
   /** Also fsync the spool on each durable write (survives power loss, costs a disk flush). @default false */
   readonly fsync?: boolean;
-  /** @default [] (the spool only) */
+  /** Where the spool is shipped, each sink with its own cursor; by `kind`, below. @default [] (the spool only) */
   readonly sinks?: readonly AuditSinkProps[];
 }
 
@@ -570,16 +577,16 @@ export interface PolicyInput {
    * @default []
    */
   readonly stripHeaders?: readonly string[];
-  /** @default { maxBody: megabytes(16), maxQueryParams: 100, store: "local", dictSize: megabytes(8) } */
+  /** Request size limits, and where the cost limits' buckets live. @default { maxBody: megabytes(16), maxQueryParams: 100, store: "local", dictSize: megabytes(8) } */
   readonly limits?: LimitsProps;
   /** The cost model of every tenant; a tenant's own `costs` override it field by field. @default see {@link CostProps} */
   readonly costs?: CostProps;
-  /** @default { maxSeries: 2000 } */
+  /** The /metrics endpoint's bounds. @default { maxSeries: 2000 } */
   readonly metrics?: MetricsProps;
   /** Storage of the tenants' response caches; used when a tenant has a `cache`. @default see {@link CacheProps} */
   readonly cache?: CacheProps;
   /** The audit trail; none without it. @default none */
   readonly audit?: AuditProps;
-  /** @default { header: "X-Request-ID" } */
+  /** The request id the gateway keeps or makes, and sends upstream and back. @default { header: "X-Request-ID" } */
   readonly requestId?: RequestIdProps;
 }
