@@ -3,5 +3,7 @@
 import { register } from "tsx/esm/api";
 
 register();
+const { endQuietlyWhenOutputCloses } = await import("../compiler/cli/stdio.ts");
+endQuietlyWhenOutputCloses();
 const { main } = await import("../compiler/cli/main.ts");
 process.exitCode = await main(process.argv.slice(2));

@@ -4,8 +4,9 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import ts from "typescript";
 import { tsImport } from "tsx/esm/api";
 import { parseDocument } from "yaml";
@@ -62,11 +63,45 @@ function firstLine(e: unknown): string {
   return msg.split("\n")[0] ?? msg;
 }
 
+/** Maps the `fhir-edge` specifier to this install's DSL (tsconfig `paths`). */
+const DSL_ALIAS_TSCONFIG = fileURLToPath(new URL("./policy.tsconfig.json", import.meta.url));
+
+/**
+ * A policy beside an installed fhir-edge (or inside this package, by self-reference) imports
+ * that one. A policy kept anywhere else imports the DSL of the CLI that evaluates it.
+ */
+function resolvesDsl(file: string): boolean {
+  try {
+    createRequire(file).resolve("fhir-edge");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * tsImport loads in its own namespace, so a later build in the same process sees edits. Outside
+ * a `"type": "module"` package tsx evaluates the policy as CommonJS, whose require() reads the
+ * tsconfig from TSX_TSCONFIG_PATH when tsImport registers it (synchronously, so the variable is
+ * only set for that call); an ES module policy gets the `tsconfig` option.
+ */
+function importPolicy(file: string): Promise<unknown> {
+  const url = pathToFileURL(file).href;
+  if (resolvesDsl(file)) return tsImport(url, import.meta.url) as Promise<unknown>;
+  const previous = process.env["TSX_TSCONFIG_PATH"];
+  process.env["TSX_TSCONFIG_PATH"] = DSL_ALIAS_TSCONFIG;
+  try {
+    return tsImport(url, { parentURL: import.meta.url, tsconfig: DSL_ALIAS_TSCONFIG }) as Promise<unknown>;
+  } finally {
+    if (previous === undefined) delete process.env["TSX_TSCONFIG_PATH"];
+    else process.env["TSX_TSCONFIG_PATH"] = previous;
+  }
+}
+
 async function evaluatePolicy(file: string): Promise<{ value: unknown; diagnostics: Diagnostic[] }> {
   let mod: { default?: unknown };
   try {
-    // tsImport loads in its own namespace, so a later build in the same process sees edits.
-    mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as { default?: unknown };
+    mod = (await importPolicy(file)) as { default?: unknown };
   } catch (e) {
     const msg = firstLine(e);
     const hint = msg.includes("'fhir-edge'") ? "install fhir-edge where the policy can resolve it (npm i -D fhir-edge), or import the DSL by relative path" : undefined;

@@ -96,10 +96,12 @@ export interface AuthzOptions {
  * SMART v1 (`patient/Observation.read`) and v2 (`patient/Observation.rs`, with optional query
  * constraints) resource scopes, launch scopes, the OpenID ones a SMART client may send, and
  * `break-glass`, the example policy's break-glass scope (granted to any client that asks: a
- * real server grants it only to those who may break glass).
+ * real server grants it only to those who may break glass). Each slash may also be `%2F` (or
+ * `%2f`), as Entra ID issues them (`patient%2FObservation.rs`), so tests can send the gateway
+ * the scopes real servers put in tokens; the token carries the scope as it was asked for.
  */
 const SMART_SCOPE =
-  /^((patient|user|system)\/(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)(\?[A-Za-z0-9_.:|,=&-]+)?|launch(\/patient|\/encounter)?|openid|fhirUser|profile|offline_access|online_access|break-glass)$/;
+  /^((patient|user|system)(\/|%2[Ff])(\*|[A-Z][A-Za-z]+)\.(read|write|\*|c?r?u?d?s?)(\?[A-Za-z0-9_.:|,=&-]+)?|launch((\/|%2[Ff])(patient|encounter))?|openid|fhirUser|profile|offline_access|online_access|break-glass)$/;
 
 export function isSmartScope(s: string): boolean {
   return s !== "" && SMART_SCOPE.test(s);

@@ -8,6 +8,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { stateDirFrom } from "../compiler/state.ts";
 import { mintTokenHttp } from "./authz.ts";
+import { isDemoCommand } from "./commands.ts";
 
 /** What demo/stack.ts writes for other processes, in `<state>/demo.json`. */
 export interface DemoState {
@@ -88,9 +89,13 @@ async function patients(state: DemoState, tenantFlag: string | undefined, out: (
 
 export async function runDemoCommand(argv: string[], out: (s: string) => void = console.log, err: (s: string) => void = console.error): Promise<number> {
   const [sub, ...rest] = argv;
-  if (sub !== "token" && sub !== "patients") {
+  if (sub === "--help" || sub === "-h") {
+    out(USAGE);
+    return 0;
+  }
+  if (!isDemoCommand(sub)) {
     err(USAGE);
-    return sub === undefined || sub === "--help" ? 0 : 2;
+    return sub === undefined ? 0 : 2;
   }
   let values;
   try {

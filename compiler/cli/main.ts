@@ -13,6 +13,7 @@ import { UserError } from "../errors.ts";
 import type { PolicyIR } from "../ir.ts";
 import { bootstrap } from "../runtime.ts";
 import { stateDirFrom } from "../state.ts";
+import { DEMO_COMMANDS } from "../../demo/commands.ts";
 
 // The compiler pulls in TypeScript and TSTL (over a second to load); only commands that build
 // or control a bundle import it, so `bootstrap` and `--help` stay fast.
@@ -45,7 +46,8 @@ commands:
               public key, or the private key); prints each finding as file:line and exits 1
               on any. Without PATH: the current bundle's spool and file sinks in --state, its
               keys and its checkpoint sinks
-  demo ...    the embedded demo stack (see demo/cli.ts)
+${DEMO_COMMANDS.map((c) => `  demo ${c.usage}\n              ${c.summary}`).join("\n")}
+              both ask the stack \`npm start\` runs; \`fhir-edge demo --help\` lists every option
 
 options:
   --policy FILE    policy file (default ./gateway.policy.ts)

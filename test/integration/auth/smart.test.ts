@@ -224,6 +224,26 @@ describe("403s name the missing permission", () => {
   });
 });
 
+describe("scopes with %2F for the slash, as Entra ID issues them", () => {
+  beforeEach(clearUpstream);
+
+  it("patient%2FObservation.rs launch%2Fpatient reads the patient's own Observations and nothing of another patient's", async () => {
+    const scope = "patient%2FObservation.rs launch%2Fpatient";
+    const token = await mint({ scope, patient: A });
+    // The demo server put the scope in the token as a real one would, still encoded.
+    expect(JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString("utf8"))).toMatchObject({ scope, patient: A });
+    const res = await get(`/secure/fhir/Observation?patient=${A}`, token);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as Bundle;
+    expect(bundle.entry?.length ?? 0).toBeGreaterThan(0);
+    expect(new Set(bundle.entry?.map((e) => e.resource.subject?.reference))).toEqual(new Set([`Patient/${A}`]));
+    expect((await upstreamRequests()).map((r) => r.url)).toEqual([`/acme/R4/Observation?patient=${A}`]);
+    await clearUpstream();
+    await expect403(await get(`/secure/fhir/Observation?patient=${B}`, token), /patient in context/);
+    await expect403(await get(`/secure/fhir/Condition?patient=${A}`, token), /requires patient\/Condition.s/);
+  });
+});
+
 describe("granular scopes", () => {
   beforeEach(clearUpstream);
 

@@ -1,6 +1,7 @@
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { main } from "../../../compiler/cli/main.ts";
+import { DEMO_COMMANDS } from "../../../demo/commands.ts";
 import { REPO, tempProject, TWO_TENANTS, type TempProject } from "./temp-project.ts";
 
 let project: TempProject | undefined;
@@ -37,6 +38,29 @@ describe("fhir-edge CLI", () => {
     expect((await run(["frobnicate"])).code).toBe(2);
     expect((await run(["check", "--nope"])).code).toBe(2);
     expect((await run(["build", "--workers", "zero"])).code).toBe(2);
+  });
+
+  it("--help lists the demo subcommands, one line each, and sends no one to a source file", async () => {
+    const help = (await run(["--help"])).out.join("\n");
+    expect(help).toContain('\n  demo token --tenant T --scope "..." [--patient ID]\n              print an access token minted by the running demo\'s authorization server\n');
+    expect(help).toContain("\n  demo patients --tenant T\n              print the demo tenant's patient ids, one a line\n");
+    expect(help).toContain("`fhir-edge demo --help` lists every option");
+    // gateway.policy.ts is the user's own file; a source file of fhir-edge is no help to them.
+    expect(help).not.toMatch(/\b(demo|compiler|nginx|lua-plugins|policy-dsl)\/[\w./-]*\.ts\b/);
+  });
+
+  it("each demo subcommand the help lists is one the demo runs", async () => {
+    project = tempProject();
+    const { runDemoCommand } = await import("../../../demo/cli.ts");
+    for (const c of DEMO_COMMANDS) {
+      const err: string[] = [];
+      // Past argument parsing, it looks for the running stack (none here).
+      const code = await runDemoCommand([c.name, "--state", project.stateDir], () => {}, (l) => err.push(l));
+      expect([c.name, code, err]).toEqual([c.name, 1, [`no demo stack found (${path.join(project.stateDir, "demo.json")} is missing); start it with \`npm start\``]]);
+    }
+    const help: string[] = [];
+    expect(await runDemoCommand(["--help"], (l) => help.push(l))).toBe(0);
+    expect(help.join("\n")).toContain("fhir-edge demo token --tenant T");
   });
 
   it("status works on an empty state dir", async () => {

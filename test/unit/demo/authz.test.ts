@@ -83,6 +83,17 @@ describe("demo authorization server", () => {
     await expect(authz.mintToken({ tenant: "acme", scope: "admin everything" })).rejects.toThrow(/invalid_scope/);
   });
 
+  it("issues the %2F-encoded scopes Entra ID issues, as asked for, in JWTs and introspection", async () => {
+    const scope = "patient%2FObservation.rs launch%2Fpatient user%2f*.read system%2FPatient.s?identifier=x|1";
+    expect((await verifyJwt(await authz.mintToken({ tenant: "acme", scope, patient: "acme-p1" }))).payload).toMatchObject({ scope, patient: "acme-p1" });
+    const opaque = await authz.mintToken({ tenant: "acme", scope, format: "opaque" });
+    expect(await (await introspect(opaque)).json()).toMatchObject({ active: true, scope });
+  });
+
+  it.each(["patient%252FObservation.rs", "patient%2F%2FObservation.rs", "patient%3FObservation.rs", "launch%2Fother", "patient%2F"])("still refuses %s, which is no SMART scope", async (scope) => {
+    await expect(authz.mintToken({ tenant: "acme", scope })).rejects.toThrow(/invalid_scope/);
+  });
+
   it("counts requests per endpoint", async () => {
     authz.resetCounters();
     await fetch(`${authz.issuer}/.well-known/openid-configuration`);
