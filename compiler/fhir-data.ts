@@ -55,19 +55,40 @@ export type CompartmentParamKind = "patient" | "typed";
 
 let compartmentCache: Record<string, Record<string, CompartmentParamKind>> | undefined;
 
-/** The expression a parameter has for one base type (`Observation.subject`), from `A | B | C`. */
-function expressionFor(sp: SearchParameter, type: string): string | undefined {
+/** The expressions a parameter has for one base type (`Observation.subject`), from `A | B | C`. */
+function expressionsFor(sp: SearchParameter, type: string): string[] {
   return (sp.expression ?? "")
     .split("|")
     .map((p) => p.trim())
-    .find((p) => p.startsWith(`${type}.`));
+    .filter((p) => p.startsWith(`${type}.`));
+}
+
+/** The first expression a parameter has for one base type. */
+function expressionFor(sp: SearchParameter, type: string): string | undefined {
+  return expressionsFor(sp, type)[0];
+}
+
+const TO_PATIENT = /^(.*)\.where\(resolve\(\) is Patient\)$/;
+
+/**
+ * The element a parameter restricts to Patient on `type`, when that is all it is
+ * (`Condition.subject.where(resolve() is Patient)` -> `Condition.subject`); undefined when it
+ * has another expression there too (AuditEvent's `patient` is `agent.who` or `entity.what`).
+ */
+function patientOnlyElement(sp: SearchParameter, type: string): string | undefined {
+  const exprs = expressionsFor(sp, type);
+  const m = exprs.length === 1 ? TO_PATIENT.exec(exprs[0] ?? "") : null;
+  return m?.[1];
 }
 
 /**
  * The Patient compartment of R4, by resource type: the parameters that name the patient.
  * From the CompartmentDefinition's params, plus every reference parameter whose expression is
  * one of those restricted to Patient (`Observation.subject.where(resolve() is Patient)` is
- * `patient`, the form SMART apps use). The Patient type itself is named by `_id` only.
+ * `patient`, the form SMART apps use), and the other way round: the parameter on the element
+ * that a compartment parameter restricts to Patient (`subject` on Condition, whose compartment
+ * parameter `patient` is `Condition.subject.where(resolve() is Patient)`). The Patient type
+ * itself is named by `_id` only.
  */
 export function patientCompartment(): Record<string, Record<string, CompartmentParamKind>> {
   if (compartmentCache !== undefined) return compartmentCache;
@@ -96,8 +117,24 @@ export function patientCompartment(): Record<string, Record<string, CompartmentP
     }
     for (const sp of sps) {
       const expr = expressionFor(sp, r.code);
-      const m = expr === undefined ? null : /^(.*)\.where\(resolve\(\) is Patient\)$/.exec(expr);
+      const m = expr === undefined ? null : TO_PATIENT.exec(expr);
       if (m !== null && m[1] !== undefined && paths.has(m[1]) && sp.code !== undefined) kinds[sp.code] = "patient";
+    }
+    // The other way round (issue #14): where a compartment parameter is only an element
+    // restricted to Patient (Condition's `patient` is `Condition.subject.where(resolve() is
+    // Patient)`), the parameter on that element alone (`subject`, `Condition.subject`) names
+    // the same patient when it says Patient: `subject=Patient/123`, `subject:Patient=123`. It
+    // may point at other types (a Group), so it is `typed` unless it can only be a Patient.
+    for (const name of names) {
+      const sp = sps.find((x) => x.code === name);
+      const element = sp === undefined ? undefined : patientOnlyElement(sp, r.code);
+      if (element === undefined) continue;
+      for (const same of sps) {
+        const exprs = expressionsFor(same, r.code);
+        if (same.code === undefined || kinds[same.code] !== undefined || exprs.length !== 1 || exprs[0] !== element) continue;
+        const targets = same.target ?? [];
+        kinds[same.code] = targets.length === 1 && targets[0] === "Patient" ? "patient" : "typed";
+      }
     }
     // A Patient search names its patient by _id. `link` would reach other (linked) patients:
     // in the compartment by definition, but not the patient in context, so it does not count.

@@ -5,7 +5,8 @@
  * context through the type's compartment parameters (derived at build time from the R4
  * CompartmentDefinition and search parameters: compiler/fhir-data.ts). These all name patient
  * 123 on Observation: `patient=123`, `patient=Patient/123`, `subject=Patient/123`,
- * `subject:Patient=123`. Anything that could reach past the compartment is refused: another
+ * `subject:Patient=123`, and the same on Condition and every type whose `patient` is its
+ * subject restricted to Patient (a `typed` subject: a bare `subject=123` may be a Group). Anything that could reach past the compartment is refused: another
  * patient, a second value, no patient at all, chains, `_has`, other modifiers, and
  * `_include`/`_revinclude` that would pull in resources outside it.
  */

@@ -267,10 +267,12 @@ const forbidden = (reason: string, stored = false): Expected => ({ status: 403, 
 
 /**
  * The parameters that name the patient of each searched type's compartment, from R4's Patient
- * CompartmentDefinition (Condition lists `patient` and `asserter`, not `subject`) plus
- * `patient`, the subject restricted to Patient; `_id` on Patient itself.
+ * CompartmentDefinition plus the search parameters that are the same element: `patient`, the
+ * subject restricted to Patient, and, where only `patient` is listed (Condition lists
+ * `patient` and `asserter`), `subject`, the element `patient` restricts (issue #14); `_id` on
+ * Patient itself.
  */
-const NAMING: Record<string, readonly string[]> = { Observation: ["patient", "subject"], Condition: ["patient"], Encounter: ["patient", "subject"], Patient: ["_id"] };
+const NAMING: Record<string, readonly string[]> = { Observation: ["patient", "subject"], Condition: ["patient", "subject"], Encounter: ["patient", "subject"], Patient: ["_id"] };
 const patientIn = (v: string): string => v.replace(/^Patient\//, "");
 
 /**

@@ -126,6 +126,32 @@ describe("a patient token for patient A", () => {
   });
 });
 
+describe("a patient/Condition.rs token for patient A (issue #14)", () => {
+  let token = "";
+  beforeAll(async () => {
+    token = await mint({ scope: "patient/Condition.rs launch/patient", patient: A });
+  });
+  beforeEach(clearUpstream);
+
+  it("searches Condition?subject=Patient/A and subject:Patient=A, which reach the upstream as sent", async () => {
+    const res = await get(`/secure/fhir/Condition?subject=Patient/${A}`, token);
+    expect(res.status).toBe(200);
+    const bundle = (await res.json()) as Bundle;
+    expect(bundle.entry?.length ?? 0).toBeGreaterThan(0);
+    expect(new Set(bundle.entry?.map((e) => e.resource.subject?.reference))).toEqual(new Set([`Patient/${A}`]));
+    expect((await upstreamRequests()).map((r) => [r.method, decodeURIComponent(r.url)])).toEqual([["GET", `/acme/R4/Condition?subject=Patient/${A}`]]);
+    await clearUpstream();
+    expect((await get(`/secure/fhir/Condition?subject:Patient=${A}`, token)).status).toBe(200);
+    expect((await upstreamRequests()).length).toBe(1);
+  });
+
+  it("gets 403 for subject=Patient/B and every other subject that could name someone else, and the upstream sees none", async () => {
+    for (const q of [`subject=Patient/${B}`, `subject:Patient=${B}`, `patient=${A}&subject=Patient/${B}`, `subject=Patient/${A},Patient/${B}`, `subject=${A}`, `subject=Group/${A}`, `subject:Group=${A}`, `subject.name=Smith`]) {
+      await expect403(await get(`/secure/fhir/Condition?${q}`, token), /patient in context/);
+    }
+  });
+});
+
 describe("writes under patient scopes", () => {
   beforeEach(clearUpstream);
   const send = (token: string, method: string, path: string, body?: unknown): Promise<Response> =>

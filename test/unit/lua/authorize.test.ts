@@ -202,6 +202,21 @@ const HAND: Row[] = [
   { scopes: "user/*.rs", method: "GET", url: `Observation?patient=${P}`, compartmentFor: { user: true }, expect: "deny:no_patient_context" },
   { scopes: "system/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { user: true }, expect: "allow" },
   { scopes: "user/*.rs", patient: P, method: "GET", url: `Observation?patient=${Q}`, compartmentFor: { system: true }, expect: "allow" },
+  // Issue #14: Condition (and every type whose patient is its subject restricted to Patient)
+  // is named by subject=Patient/<id> and subject:Patient=<id>, and by nothing else on subject.
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject=Patient/${P}`, expect: "allow" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject:Patient=${P}&clinical-status=active`, expect: "allow" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject=Patient/${Q}`, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject=${P}`, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject=Group/${P}`, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?patient=${P}&subject=Patient/${Q}`, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject:Group=${P}`, expect: "deny:compartment_modifier" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: "Condition?subject.name=x", expect: "deny:compartment_chain" },
+  { scopes: "patient/Condition.rs launch/patient", patient: P, method: "GET", url: `Condition?subject=Patient/${Q}`, inject: true, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `CarePlan?subject=Patient/${P}`, expect: "allow" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `Procedure?subject=Patient/${Q}`, expect: "deny:compartment_other_patient" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: `AuditEvent?agent=Patient/${P}`, expect: "deny:compartment_no_patient" },
+  { scopes: "patient/*.rs", patient: P, method: "GET", url: "Condition?code=x", inject: true, expect: `inject:patient=${P}` },
   // Patient parameter injection: only where no patient is named.
   { scopes: "patient/*.rs", patient: P, method: "GET", url: "Observation?category=x", inject: true, expect: `inject:patient=${P}` },
   { scopes: "patient/*.rs", patient: P, method: "GET", url: "Patient", inject: true, expect: `inject:_id=${P}` },
