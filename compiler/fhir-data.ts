@@ -148,6 +148,30 @@ export function patientCompartment(): Record<string, Record<string, CompartmentP
   return out;
 }
 
+/**
+ * The element each compartment parameter searches, by type (`Condition`: `patient` and
+ * `subject` -> `Condition.subject`; `asserter` -> `Condition.asserter`), so parameters on the
+ * same element are known to be one. A search may `_include` by a parameter only when it held
+ * that element to the patient: an include follows the element on every match. A parameter
+ * without one plain expression there is an element of its own (`Type#param`).
+ */
+export function compartmentElements(): Record<string, Record<string, string>> {
+  const byCode = new Map<string, SearchParameter[]>();
+  for (const sp of searchParams()) if (sp.code !== undefined && sp.type === "reference") byCode.set(sp.code, [...(byCode.get(sp.code) ?? []), sp]);
+  const out: Record<string, Record<string, string>> = {};
+  for (const [type, kinds] of Object.entries(patientCompartment())) {
+    const els: Record<string, string> = {};
+    for (const param of Object.keys(kinds)) {
+      const sp = (byCode.get(param) ?? []).find((x) => (x.base ?? []).includes(type));
+      const exprs = sp === undefined ? [] : expressionsFor(sp, type);
+      const only = exprs.length === 1 ? exprs[0]! : undefined;
+      els[param] = only === undefined ? `${type}#${param}` : (TO_PATIENT.exec(only)?.[1] ?? only);
+    }
+    out[type] = els;
+  }
+  return out;
+}
+
 const SIMPLE_PATH = /^([A-Za-z]+)((?:\.[A-Za-z]+)+)(?:\.where\(resolve\(\) is Patient\))?$/;
 
 /** `Observation.subject.where(resolve() is Patient)` -> ["subject"]; undefined for anything else. */
@@ -217,5 +241,8 @@ export function tokenParamPaths(): Record<string, Record<string, string[]>> {
 export function fhirR4LuaModule(header: string): string {
   const set: Record<string, boolean> = {};
   for (const t of r4ResourceTypes()) set[t] = true;
-  return luaModule({ resource_types: set, patient_compartment: patientCompartment(), patient_paths: patientCompartmentPaths(), token_paths: tokenParamPaths() }, header);
+  return luaModule(
+    { resource_types: set, patient_compartment: patientCompartment(), compartment_elements: compartmentElements(), patient_paths: patientCompartmentPaths(), token_paths: tokenParamPaths() },
+    header,
+  );
 }

@@ -68,6 +68,7 @@ export interface Denial {
 
 const types = fhir.resource_types;
 const compartment = fhir.patient_compartment;
+const elements = fhir.compartment_elements;
 /** Scopes the policy gives a meaning of its own (the tenants' break-glass scopes, breakglass/step). */
 let known: LuaTable<string, boolean> | undefined;
 export function knowScopes(scopes: LuaTable<string, boolean>): void {
@@ -155,7 +156,7 @@ function authorizeOperation(p: ParsedScopes, id: Identity, c: Classification, le
 }
 
 function compartmentSearch(ctype: string, a: SearchArgs, patient: string, inject: boolean): Denial | Injection | undefined {
-  const err = checkSearch(ctype, a, patient, compartment);
+  const err = checkSearch(ctype, a, patient, compartment, elements);
   if (err === undefined || err === "not_compartment") return undefined;
   if (err === "no_patient" && inject) {
     const inj = injectionFor(ctype, patient);

@@ -12,6 +12,8 @@
  */
 export type CompartmentKinds = LuaTable<string, "patient" | "typed">;
 export type CompartmentTable = LuaTable<string, CompartmentKinds>;
+/** Resource type -> compartment parameter -> the element it searches (parameters on one element are one). */
+export type ElementTable = LuaTable<string, LuaTable<string, string>>;
 /** Query parameters: name (with any modifier) -> values in request order. */
 export type SearchArgs = Record<string, string[]>;
 
@@ -36,13 +38,20 @@ function patientOf(value: string, kind: "patient" | "typed", typedModifier: bool
   return undefined;
 }
 
-/** `Observation:patient[:Patient]`: included resources must be the patient (or in the compartment). */
-function includeOk(value: string, type: string, comp: CompartmentTable, reverse: boolean): boolean {
+/**
+ * `Observation:patient[:Patient]`: included resources must be the patient (or in the
+ * compartment). An `_include` follows its parameter on every match, so that parameter must be
+ * one the search held to the patient: `Condition?asserter=Patient/A&_include=Condition:patient`
+ * matches Conditions A asserted, and would include their subjects, other patients.
+ */
+function includeOk(value: string, type: string, comp: CompartmentTable, reverse: boolean, held: LuaTable<string, boolean>, elements: ElementTable): boolean {
   const [src, param, target] = match(value, "^([%a]+):([%w_%-]+):?([%a]*)$");
   if (src === undefined || param === undefined) return false;
   if (target !== undefined && target !== "" && target !== "Patient") return false;
   if (!reverse) {
     const kind = comp.get(type)?.get(param);
+    const element = elements.get(type)?.get(param);
+    if (element === undefined || held.get(element) !== true) return false;
     // A parameter that may point at other types too must say :Patient, or it pulls those in.
     return src === type && (kind === "patient" || (kind === "typed" && target === "Patient"));
   }
@@ -52,10 +61,15 @@ function includeOk(value: string, type: string, comp: CompartmentTable, reverse:
 }
 
 /** Undefined when the search stays inside `patient`'s compartment. */
-export function checkSearch(type: string, args: SearchArgs, patient: string, comp: CompartmentTable): CompartmentError | undefined {
+export function checkSearch(type: string, args: SearchArgs, patient: string, comp: CompartmentTable, elements: ElementTable): CompartmentError | undefined {
   const kinds = comp.get(type);
   if (kinds === undefined) return "not_compartment";
   let named = false;
+  // The compartment elements the search holds to the patient; includes are checked against
+  // them once every parameter has been read (pairs has no order).
+  const held = new LuaTable<string, boolean>();
+  let includes: string[] | undefined;
+  let revincludes: string[] | undefined;
   for (const [name, values] of pairs(args)) {
     if (sub(name, 1, 4) === "_has") return "has";
     const [colon] = find(name, ":", 1, true);
@@ -63,7 +77,8 @@ export function checkSearch(type: string, args: SearchArgs, patient: string, com
     const modifier = colon === undefined ? undefined : sub(name, colon + 1);
     if (base === "_include" || base === "_revinclude") {
       if (modifier !== undefined) return "include";
-      for (const v of values) if (!includeOk(v, type, comp, base === "_revinclude")) return "include";
+      if (base === "_include") includes = values;
+      else revincludes = values;
       continue;
     }
     const [dot] = find(base, ".", 1, true);
@@ -80,6 +95,10 @@ export function checkSearch(type: string, args: SearchArgs, patient: string, com
       }
       if (v === "") return "other_patient";
     }
+    held.set(elements.get(type)?.get(base) ?? type + "#" + base, true);
   }
-  return named ? undefined : "no_patient";
+  if (!named) return "no_patient";
+  if (includes !== undefined) for (const v of includes) if (!includeOk(v, type, comp, false, held, elements)) return "include";
+  if (revincludes !== undefined) for (const v of revincludes) if (!includeOk(v, type, comp, true, held, elements)) return "include";
+  return undefined;
 }

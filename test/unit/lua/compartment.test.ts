@@ -4,14 +4,15 @@
  */
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
-import { patientCompartment } from "../../../compiler/fhir-data.ts";
+import { compartmentElements, patientCompartment } from "../../../compiler/fhir-data.ts";
 import { runLua } from "../../harness/luajit.ts";
 
 const COMP = patientCompartment();
+const ELEMENTS = compartmentElements();
 const require = createRequire(import.meta.url);
 
 async function check(cases: readonly [string, Record<string, string[]>][]): Promise<(string | null)[]> {
-  const got = await runLua("scopes.compartment", "checkSearch", cases.map(([type, args]) => [type, args, "123", COMP]));
+  const got = await runLua("scopes.compartment", "checkSearch", cases.map(([type, args]) => [type, args, "123", COMP, ELEMENTS]));
   return got.map((r) => {
     if (!r.ok) throw new Error(r.error);
     return (r.values[0] as string | undefined) ?? null;
@@ -93,6 +94,10 @@ describe("a patient-scoped search stays in the compartment", () => {
     ["Condition", { patient: ["123"], subject: ["Patient/123"] }],
     ["Condition", { subject: ["Patient/123"], "clinical-status": ["active"], _count: ["50"] }],
     ["Condition", { subject: ["Patient/123"], _include: ["Condition:subject:Patient"] }],
+    // The same element under another name: patient is subject restricted to Patient.
+    ["Condition", { subject: ["Patient/123"], _include: ["Condition:patient"] }],
+    ["Condition", { patient: ["123"], _include: ["Condition:subject:Patient"] }],
+    ["Observation", { performer: ["Patient/123"], _include: ["Observation:performer:Patient"] }],
     ["CarePlan", { subject: ["Patient/123"] }],
     ["Procedure", { "subject:Patient": ["123"] }],
     ["Goal", { subject: ["Patient/123"] }],
@@ -166,6 +171,13 @@ describe("a patient-scoped search stays in the compartment", () => {
     // not the same compartment, so it does not name the patient (and is only ANDed in).
     ["AuditEvent", { agent: ["Patient/123"] }, "no_patient"],
     ["AuditEvent", { entity: ["Patient/123"] }, "no_patient"],
+    // An _include follows its parameter on every match, so it must be one the search held to
+    // the patient: Conditions 123 asserted have other subjects, Observations 123 performed too.
+    ["Condition", { asserter: ["Patient/123"], _include: ["Condition:patient"] }, "include"],
+    ["Condition", { asserter: ["Patient/123"], _include: ["Condition:subject:Patient"] }, "include"],
+    ["Observation", { performer: ["Patient/123"], _include: ["Observation:subject:Patient"] }, "include"],
+    ["Observation", { performer: ["Patient/123"], _include: ["Observation:patient"] }, "include"],
+    ["Observation", { subject: ["Patient/123"], _include: ["Observation:performer:Patient"] }, "include"],
   ];
   it.each(denied)("refuses %s %j (%s)", async (type, args, why) => {
     expect(await check([[type, args]])).toEqual([why]);
