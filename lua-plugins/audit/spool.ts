@@ -101,9 +101,12 @@ export function seal(s: Stream, kind: SealKind, lines: readonly string[], from: 
   if (s.broken) return $multi(undefined, "broken");
   const seq = s.seq + 1;
   const n = to - from + 1;
-  // The batch's lines, each with its newline: what the hash covers after the head, and the start of the write.
-  const body = n > 0 ? concat(lines as string[], "\n", from, to) + "\n" : "";
-  const hash = toHex(sha256Pair(sealHead(s.prev, s.id, seq, kind, ts, n, dropped), body));
+  // The batch's lines, each with its newline: what the hash covers after the head, and the start
+  // of the write. Joined without the last newline, which goes into the one concatenation of the
+  // write below: a batch is copied twice (join, write buffer), not three times.
+  const body = n > 0 ? concat(lines as string[], "\n", from, to) : "";
+  const nl = n > 0 ? "\n" : "";
+  const hash = toHex(sha256Pair(sealHead(s.prev, s.id, seq, kind, ts, n, dropped), body, nl));
   const sealLine = '{"t":"seal","stream":"' + s.id + '","seq":' + format("%d", seq) + ',"kind":"' + kind + '","ts":' + format("%d", ts) + ',"n":' + format("%d", n) +
     ',"dropped":' + format("%d", dropped) + ',"prev":"' + s.prev + '","hash":"' + hash + '"' + extra + "}\n";
   s.seq = seq;
@@ -112,7 +115,7 @@ export function seal(s: Stream, kind: SealKind, lines: readonly string[], from: 
   const cfg = s.cfg;
   const due = kind === "close" || s.sinceCheckpoint >= cfg.checkpointEvery || ts - s.checkpointAt >= cfg.checkpointMs;
   const tail = due ? sealLine + checkpointLine(s, ts) : sealLine;
-  const data = body + tail;
+  const data = body + (nl + tail);
   if (!roll(s, data.length)) {
     s.broken = true;
     return $multi(undefined, "open_failed");

@@ -119,11 +119,15 @@ export function hmacSha256(key: string, data: string): string {
   return ffi.string(digestBuf, 32);
 }
 
-/** SHA-256 of `head` followed by `body`, without joining them: an audit seal's head and its batch. */
-export function sha256Pair(head: string, body: string): string {
+/**
+ * SHA-256 of `head`, `body` and `tail` in turn, without joining them: an audit seal's head, its
+ * batch's lines and their last newline (the batch is joined once, with what follows it).
+ */
+export function sha256Pair(head: string, body: string, tail = ""): string {
   C.EVP_DigestInit_ex(hashCtx, HASH_MD, undefined);
   C.EVP_DigestUpdate(hashCtx, head, head.length);
   C.EVP_DigestUpdate(hashCtx, body, body.length);
+  if (tail !== "") C.EVP_DigestUpdate(hashCtx, tail, tail.length);
   C.EVP_DigestFinal_ex(hashCtx, digestBuf, undefined);
   return ffi.string(digestBuf, 32);
 }
