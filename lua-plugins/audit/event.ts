@@ -117,38 +117,94 @@ function paramsPart(args: string | undefined): string {
 
 const NO_GLASS = ',"break_glass":false';
 
+/**
+ * The line's parts, put in one reused buffer and joined once. TSTL prints `a + b + c` as
+ * `(a .. b) .. c`, and `s = s + ...` field by field is the same: a new string per part, each
+ * copying the growing line (about 4 KB of garbage per event, the trail's largest GC cost).
+ * One builder at a time: neither user calls the other while building.
+ */
+const buf = new LuaTable<number, string>();
+let parts = 0;
+const concat = table.concat;
+function put(s: string): void {
+  parts = parts + 1;
+  buf.set(parts, s);
+}
+function joined(): string {
+  const n = parts;
+  parts = 0;
+  return concat(buf as unknown as string[], "", 1, n);
+}
+
 /** The pipeline's half of the event: tenant ... decision, break-glass (README order). */
 function fragment(st: RequestState, decision: string, reason: string | undefined): string {
   const tenant = st.tenant;
-  let s = '"tenant":"' + (tenant === undefined ? "none" : tenant.id) + '","method":"' + method(st.method) + '"';
+  parts = 0;
+  put('"tenant":"');
+  put(tenant === undefined ? "none" : tenant.id);
+  put('","method":"');
+  put(method(st.method));
+  put('"');
   const c = st.c;
   // Escaped already: a validated id from the path, or the token's, escaped with its identity.
   let patient: string | undefined;
   if (c !== undefined) {
-    s = s + ',"interaction":"' + c.interaction + '"';
+    put(',"interaction":"');
+    put(c.interaction);
+    put('"');
     const rt = c.resource_type;
-    if (rt !== undefined) s = s + ',"resource_type":"' + rt + '"';
+    if (rt !== undefined) {
+      put(',"resource_type":"');
+      put(rt);
+      put('"');
+    }
     if (c.id !== undefined) {
-      s = s + ',"resource_id":"' + c.id + '"';
+      put(',"resource_id":"');
+      put(c.id);
+      put('"');
       if (rt === "Patient") patient = c.id;
     }
-    if (c.operation !== undefined) s = s + ',"operation":"' + esc(c.operation) + '"';
+    if (c.operation !== undefined) {
+      put(',"operation":"');
+      put(esc(c.operation));
+      put('"');
+    }
     const route = st.route;
-    if (route !== undefined) s = s + ',"route":"' + routeId(route.id) + '"';
-    s = s + paramsPart(st.args);
+    if (route !== undefined) {
+      put(',"route":"');
+      put(routeId(route.id));
+      put('"');
+    }
+    put(paramsPart(st.args));
   }
   const id = st.id;
   if (id !== undefined) {
-    s = s + identityPart(id);
+    put(identityPart(id));
     const p = (id as unknown as Audited).audit_patient;
     if (p !== undefined) patient = p;
   }
-  if (patient !== undefined) s = s + ',"patient":"' + patient + '"';
-  s = s + ',"decision":"' + decision + '"';
-  if (reason !== undefined) s = s + ',"reason":"' + reason + '"';
+  if (patient !== undefined) {
+    put(',"patient":"');
+    put(patient);
+    put('"');
+  }
+  put(',"decision":"');
+  put(decision);
+  put('"');
+  if (reason !== undefined) {
+    put(',"reason":"');
+    put(reason);
+    put('"');
+  }
   // A policy-listed code (breakglass/step), given whether or not the token could break glass.
   const glass = st.breakGlass;
-  return glass === undefined ? s + NO_GLASS : s + (st.glassBroken ? ',"break_glass":true' : NO_GLASS) + ',"break_glass_reason":"' + glass + '"';
+  put(st.glassBroken ? ',"break_glass":true' : NO_GLASS);
+  if (glass !== undefined) {
+    put(',"break_glass_reason":"');
+    put(glass);
+    put('"');
+  }
+  return joined();
 }
 
 /** The last step before the request goes on: allowed, or shadow-denied with the would-be reason. */
@@ -204,26 +260,48 @@ export function eventLine(status: number, seconds: number): string | undefined {
   const rl = ngxVar.fe_ratelimit;
   const ip = ngxVar.remote_addr;
   const ua = ngxVar.http_user_agent;
-  // One concatenation of small parts: building the line field by field copied its growing
-  // prefix once per field.
-  return (
-    '{"v":1,"ts":' +
-    format("%d", floor(ngx.req.start_time() * 1000 + 0.5)) +
-    (rid !== undefined && rid !== "" ? ',"request_id":"' + rid + '"' : "") +
-    (tp !== undefined && tp !== "" ? ',"traceparent":"' + tp + '"' : "") +
-    "," +
-    frag +
-    POLICY_PART +
-    format("%d", status) +
-    (xc !== undefined && xc !== "" ? ',"cache":"' + xc + '"' : "") +
-    (rl !== undefined && rl !== "" ? ',"ratelimit":"' + esc(rl) + '"' : "") +
-    ',"latency_ms":' +
-    format("%.3f", seconds * 1000) +
-    // nginx's text form of the peer address: digits, dots, colons, hex.
-    (ip !== undefined ? ',"ip":"' + ip + '"' : "") +
-    (ua !== undefined && ua !== "" ? ',"ua_hash":"' + uaHash(ua) + '"' : "") +
-    "}"
-  );
+  parts = 0;
+  put('{"v":1,"ts":');
+  put(format("%d", floor(ngx.req.start_time() * 1000 + 0.5)));
+  if (rid !== undefined && rid !== "") {
+    put(',"request_id":"');
+    put(rid);
+    put('"');
+  }
+  if (tp !== undefined && tp !== "") {
+    put(',"traceparent":"');
+    put(tp);
+    put('"');
+  }
+  put(",");
+  put(frag);
+  put(POLICY_PART);
+  put(format("%d", status));
+  if (xc !== undefined && xc !== "") {
+    put(',"cache":"');
+    put(xc);
+    put('"');
+  }
+  if (rl !== undefined && rl !== "") {
+    put(',"ratelimit":"');
+    put(esc(rl));
+    put('"');
+  }
+  put(',"latency_ms":');
+  put(format("%.3f", seconds * 1000));
+  // nginx's text form of the peer address: digits, dots, colons, hex.
+  if (ip !== undefined) {
+    put(',"ip":"');
+    put(ip);
+    put('"');
+  }
+  if (ua !== undefined && ua !== "") {
+    put(',"ua_hash":"');
+    put(uaHash(ua));
+    put('"');
+  }
+  put("}");
+  return joined();
 }
 
 /**
