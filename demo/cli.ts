@@ -97,6 +97,11 @@ export async function runDemoCommand(argv: string[], out: (s: string) => void = 
     err(USAGE);
     return sub === undefined ? 0 : 2;
   }
+  // `demo token --help`: the usage, as for `demo --help`, not an unknown option.
+  if (rest.includes("--help") || rest.includes("-h")) {
+    out(USAGE);
+    return 0;
+  }
   let values;
   try {
     values = parseArgs({

@@ -61,6 +61,14 @@ describe("fhir-edge CLI", () => {
     const help: string[] = [];
     expect(await runDemoCommand(["--help"], (l) => help.push(l))).toBe(0);
     expect(help.join("\n")).toContain("fhir-edge demo token --tenant T");
+    // And each subcommand's own --help prints the same usage, not "Unknown option".
+    for (const c of DEMO_COMMANDS) {
+      const out: string[] = [];
+      const err: string[] = [];
+      expect(await runDemoCommand([c.name, "--help"], (l) => out.push(l), (l) => err.push(l)), c.name).toBe(0);
+      expect(out.join("\n")).toBe(help.join("\n"));
+      expect(err).toEqual([]);
+    }
   });
 
   it("status works on an empty state dir", async () => {
