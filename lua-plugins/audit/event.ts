@@ -130,6 +130,12 @@ function put(s: string): void {
   parts = parts + 1;
   buf.set(parts, s);
 }
+/** `<open><value>"`: a string field, its opening (`,"name":"`) a constant. */
+function quoted(open: string, value: string): void {
+  put(open);
+  put(value);
+  put('"');
+}
 function joined(): string {
   const n = parts;
   parts = 0;
@@ -140,41 +146,22 @@ function joined(): string {
 function fragment(st: RequestState, decision: string, reason: string | undefined): string {
   const tenant = st.tenant;
   parts = 0;
-  put('"tenant":"');
-  put(tenant === undefined ? "none" : tenant.id);
-  put('","method":"');
-  put(method(st.method));
-  put('"');
+  quoted('"tenant":"', tenant === undefined ? "none" : tenant.id);
+  quoted(',"method":"', method(st.method));
   const c = st.c;
   // Escaped already: a validated id from the path, or the token's, escaped with its identity.
   let patient: string | undefined;
   if (c !== undefined) {
-    put(',"interaction":"');
-    put(c.interaction);
-    put('"');
+    quoted(',"interaction":"', c.interaction);
     const rt = c.resource_type;
-    if (rt !== undefined) {
-      put(',"resource_type":"');
-      put(rt);
-      put('"');
-    }
+    if (rt !== undefined) quoted(',"resource_type":"', rt);
     if (c.id !== undefined) {
-      put(',"resource_id":"');
-      put(c.id);
-      put('"');
+      quoted(',"resource_id":"', c.id);
       if (rt === "Patient") patient = c.id;
     }
-    if (c.operation !== undefined) {
-      put(',"operation":"');
-      put(esc(c.operation));
-      put('"');
-    }
+    if (c.operation !== undefined) quoted(',"operation":"', esc(c.operation));
     const route = st.route;
-    if (route !== undefined) {
-      put(',"route":"');
-      put(routeId(route.id));
-      put('"');
-    }
+    if (route !== undefined) quoted(',"route":"', routeId(route.id));
     put(paramsPart(st.args));
   }
   const id = st.id;
@@ -183,27 +170,13 @@ function fragment(st: RequestState, decision: string, reason: string | undefined
     const p = (id as unknown as Audited).audit_patient;
     if (p !== undefined) patient = p;
   }
-  if (patient !== undefined) {
-    put(',"patient":"');
-    put(patient);
-    put('"');
-  }
-  put(',"decision":"');
-  put(decision);
-  put('"');
-  if (reason !== undefined) {
-    put(',"reason":"');
-    put(reason);
-    put('"');
-  }
+  if (patient !== undefined) quoted(',"patient":"', patient);
+  quoted(',"decision":"', decision);
+  if (reason !== undefined) quoted(',"reason":"', reason);
   // A policy-listed code (breakglass/step), given whether or not the token could break glass.
   const glass = st.breakGlass;
   put(st.glassBroken ? ',"break_glass":true' : NO_GLASS);
-  if (glass !== undefined) {
-    put(',"break_glass_reason":"');
-    put(glass);
-    put('"');
-  }
+  if (glass !== undefined) quoted(',"break_glass_reason":"', glass);
   return joined();
 }
 
@@ -263,43 +236,19 @@ export function eventLine(status: number, seconds: number): string | undefined {
   parts = 0;
   put('{"v":1,"ts":');
   put(format("%d", floor(ngx.req.start_time() * 1000 + 0.5)));
-  if (rid !== undefined && rid !== "") {
-    put(',"request_id":"');
-    put(rid);
-    put('"');
-  }
-  if (tp !== undefined && tp !== "") {
-    put(',"traceparent":"');
-    put(tp);
-    put('"');
-  }
+  if (rid !== undefined && rid !== "") quoted(',"request_id":"', rid);
+  if (tp !== undefined && tp !== "") quoted(',"traceparent":"', tp);
   put(",");
   put(frag);
   put(POLICY_PART);
   put(format("%d", status));
-  if (xc !== undefined && xc !== "") {
-    put(',"cache":"');
-    put(xc);
-    put('"');
-  }
-  if (rl !== undefined && rl !== "") {
-    put(',"ratelimit":"');
-    put(esc(rl));
-    put('"');
-  }
+  if (xc !== undefined && xc !== "") quoted(',"cache":"', xc);
+  if (rl !== undefined && rl !== "") quoted(',"ratelimit":"', esc(rl));
   put(',"latency_ms":');
   put(format("%.3f", seconds * 1000));
   // nginx's text form of the peer address: digits, dots, colons, hex.
-  if (ip !== undefined) {
-    put(',"ip":"');
-    put(ip);
-    put('"');
-  }
-  if (ua !== undefined && ua !== "") {
-    put(',"ua_hash":"');
-    put(uaHash(ua));
-    put('"');
-  }
+  if (ip !== undefined) quoted(',"ip":"', ip);
+  if (ua !== undefined && ua !== "") quoted(',"ua_hash":"', uaHash(ua));
   put("}");
   return joined();
 }
