@@ -335,26 +335,27 @@ export function verifyAudit(opts: VerifyOptions): VerifyReport {
   const checkMac = (k: Checkpoint): boolean => {
     let ok = macs.get(k);
     if (ok !== undefined) return ok;
+    let why: string;
     if (k.alg === "HMAC-SHA256") {
       if (opts.key === undefined) {
         unchecked.add(k.alg);
         return true;
       }
       ok = checkpointMac(opts.key, k) === k.mac;
+      why = "its MAC is not the key's";
     } else if (k.alg === "Ed25519") {
       if (opts.publicKey === undefined) {
         unchecked.add(k.alg);
         return true;
       }
       ok = signedBy(opts.publicKey, k);
+      why = "its signature is not the public key's";
     } else {
       ok = false;
+      why = `its algorithm ${JSON.stringify(k.alg)} is not one the gateway writes`;
     }
     macs.set(k, ok);
-    if (!ok) {
-      const what = k.alg === "HMAC-SHA256" ? "its MAC is not the key's" : k.alg === "Ed25519" ? "its signature is not the public key's" : `its algorithm ${JSON.stringify(k.alg)} is not one the gateway writes`;
-      c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: ${what} (key_id ${k.keyId})`, k.stream, k.seq);
-    }
+    if (!ok) c.add("forged-checkpoint", k, `checkpoint of seal ${k.seq} of stream ${k.stream}: ${why} (key_id ${k.keyId})`, k.stream, k.seq);
     return ok;
   };
   const sources: SourceReport[] = [];

@@ -16,10 +16,10 @@ function isDurable(cls: "write" | "break-glass"): boolean {
   for (const c of cfg.durable) if (c === cls) return true;
   return false;
 }
-/** Some class is durable: the write location's header filter writes the events of its requests. */
-export const durable = cfg !== undefined && cfg.durable.length > 0;
 export const durableWrites = isDurable("write");
 export const durableGlass = isDurable("break-glass");
+/** Some class is durable: the write location's header filter writes the events of its requests. */
+const durable = durableWrites || durableGlass;
 
 const SPOOL_FULL = refusal(503, "transient", "The audit trail cannot record the request now; retry later.", { "Retry-After": "5" });
 
