@@ -7,7 +7,6 @@
  * becomes `undefined` (a null field is absent, nil, in Lua), a `Record` is a `LuaTable`, and a
  * type the IR takes from the DSL is declared here under its own name, resolved.
  */
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import ts from "typescript";
@@ -47,17 +46,19 @@ class Printer {
   }
 
   private body(decl: ts.InterfaceDeclaration | ts.TypeAliasDeclaration): string {
-    return ts.isInterfaceDeclaration(decl) ? this.members(decl.members, "  ") : this.type(decl.type, "");
+    return ts.isInterfaceDeclaration(decl) ? this.members(decl.members, "  ") : this.type(decl.type);
   }
 
   private members(members: ts.NodeArray<ts.TypeElement>, indent: string): string {
     const lines: string[] = [];
-    for (const m of members) {
-      if (!ts.isPropertySignature(m) || m.type === undefined) throw new Error(`ir-decl: ${m.getText(this.sf)}: only properties are supported in the IR`);
-      const doc = this.doc(m, indent);
-      lines.push(`${doc}${indent}readonly ${m.name.getText(this.sf)}${m.questionToken === undefined ? "" : "?"}: ${this.type(m.type, indent)};`);
-    }
+    for (const m of members) lines.push(`${this.doc(m, indent)}${indent}${this.property(m)};`);
     return lines.join("\n");
+  }
+
+  /** `readonly name?: type` of an interface's or an object literal's member. */
+  private property(m: ts.TypeElement): string {
+    if (!ts.isPropertySignature(m) || m.type === undefined) throw new Error(`ir-decl: ${m.getText(this.sf)}: only properties are supported in the IR`);
+    return `readonly ${m.name.getText(this.sf)}${m.questionToken === undefined ? "" : "?"}: ${this.type(m.type)}`;
   }
 
   private doc(n: ts.Node, indent: string): string {
@@ -66,28 +67,22 @@ class Printer {
     return docs.map((r) => this.sf.text.slice(r.pos, r.end).split("\n").map((l, i) => (i === 0 ? indent + l : indent + l.trimStart().replace(/^\*/, " *"))).join("\n") + "\n").join("");
   }
 
-  type(t: ts.TypeNode, indent: string): string {
-    if (ts.isUnionTypeNode(t)) return t.types.map((x) => this.type(x, indent)).join(" | ");
+  type(t: ts.TypeNode): string {
+    if (ts.isUnionTypeNode(t)) return t.types.map((x) => this.type(x)).join(" | ");
     if (ts.isArrayTypeNode(t)) {
-      const el = this.type(t.elementType, indent);
+      const el = this.type(t.elementType);
       // A union, written or resolved (`Exclude<...>`), needs parentheses; an object literal does not.
       const union = ts.isUnionTypeNode(t.elementType) || (el.includes(" | ") && !el.startsWith("{"));
       return `readonly ${union ? `(${el})` : el}[]`;
     }
-    if (ts.isParenthesizedTypeNode(t)) return `(${this.type(t.type, indent)})`;
+    if (ts.isParenthesizedTypeNode(t)) return `(${this.type(t.type)})`;
     if (ts.isLiteralTypeNode(t)) return t.literal.kind === ts.SyntaxKind.NullKeyword ? "undefined" : t.getText(this.sf);
-    if (ts.isTypeLiteralNode(t)) {
-      const inner = t.members.map((m) => {
-        if (!ts.isPropertySignature(m) || m.type === undefined) throw new Error(`ir-decl: ${m.getText(this.sf)}: only properties are supported in the IR`);
-        return `readonly ${m.name.getText(this.sf)}${m.questionToken === undefined ? "" : "?"}: ${this.type(m.type, indent)}`;
-      });
-      return `{ ${inner.join("; ")} }`;
-    }
+    if (ts.isTypeLiteralNode(t)) return `{ ${t.members.map((m) => this.property(m)).join("; ")} }`;
     if (ts.isTypeReferenceNode(t)) {
       const name = t.typeName.getText(this.sf);
       const args = t.typeArguments ?? [];
-      if (name === "Record" && args.length === 2) return `LuaTable<${this.type(args[0]!, indent)}, ${this.type(args[1]!, indent)}>`;
-      if ((name === "Partial" || name === "Readonly") && args.length === 1) return this.type(args[0]!, indent);
+      if (name === "Record" && args.length === 2) return `LuaTable<${this.type(args[0]!)}, ${this.type(args[1]!)}>`;
+      if ((name === "Partial" || name === "Readonly") && args.length === 1) return this.type(args[0]!);
       if (args.length > 0) return this.resolved(t);
       if (this.local.has(name)) {
         this.reach(name);
@@ -134,9 +129,4 @@ export function irDeclaration(irFile = IR_FILE): string {
   const sf = program.getSourceFile(irFile);
   if (sf === undefined) throw new Error(`ir-decl: cannot read ${irFile}`);
   return new Printer(sf, program.getTypeChecker()).print();
-}
-
-/** Whether the committed declaration is what the IR type makes. */
-export function irDeclarationStale(): boolean {
-  return readFileSync(DECL_FILE, "utf8") !== irDeclaration();
 }

@@ -29,23 +29,33 @@ function isMultiReturn(checker: ts.TypeChecker, e: ts.Expression): boolean {
   return types.some((x) => x.aliasSymbol?.getName() === "LuaMultiReturn" || checker.getPropertyOfType(x, BRAND) !== undefined);
 }
 
-/** Every such comparison in the program's own files (not declarations). */
-export function multiReturnFindings(program: ts.Program): readonly MultiReturnFinding[] {
-  const checker = program.getTypeChecker();
+/**
+ * The nodes `find` picks in the program's own files (not declarations, not libraries), each at
+ * its 1-based line and column: the walk the plugin build's source checks share.
+ */
+export function ownFindings(program: ts.Program, find: (n: ts.Node) => ts.Node | undefined): MultiReturnFinding[] {
   const out: MultiReturnFinding[] = [];
   for (const sf of program.getSourceFiles()) {
     if (sf.isDeclarationFile || program.isSourceFileFromExternalLibrary(sf)) continue;
     const visit = (n: ts.Node): void => {
-      if (ts.isBinaryExpression(n) && EQUALITY.has(n.operatorToken.kind)) {
-        const other = isNothing(n.right) ? n.left : isNothing(n.left) ? n.right : undefined;
-        if (other !== undefined && isMultiReturn(checker, other)) {
-          const { line, character } = sf.getLineAndCharacterOfPosition(other.getStart(sf));
-          out.push({ file: sf.fileName, line: line + 1, column: character + 1 });
-        }
+      const at = find(n);
+      if (at !== undefined) {
+        const { line, character } = sf.getLineAndCharacterOfPosition(at.getStart(sf));
+        out.push({ file: sf.fileName, line: line + 1, column: character + 1 });
       }
       ts.forEachChild(n, visit);
     };
     visit(sf);
   }
   return out;
+}
+
+/** Every such comparison in the program's own files (not declarations). */
+export function multiReturnFindings(program: ts.Program): readonly MultiReturnFinding[] {
+  const checker = program.getTypeChecker();
+  return ownFindings(program, (n) => {
+    if (!ts.isBinaryExpression(n) || !EQUALITY.has(n.operatorToken.kind)) return undefined;
+    const other = isNothing(n.right) ? n.left : isNothing(n.left) ? n.right : undefined;
+    return other !== undefined && isMultiReturn(checker, other) ? other : undefined;
+  });
 }

@@ -8,12 +8,9 @@
  * `const cfg = policy.audit; const x = cfg === undefined ? undefined : cfg.key_file`.
  */
 import ts from "typescript";
+import { ownFindings, type MultiReturnFinding } from "./multireturn-check.ts";
 
-export interface NamespaceChainFinding {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-}
+export type NamespaceChainFinding = MultiReturnFinding;
 
 function isNamespaceImport(checker: ts.TypeChecker, e: ts.Expression): boolean {
   if (!ts.isIdentifier(e)) return false;
@@ -24,20 +21,9 @@ function isNamespaceImport(checker: ts.TypeChecker, e: ts.Expression): boolean {
 /** Every `ns.member?.x` (and `ns.member?.[k]`, `ns.member?.()`) in the program's own files. */
 export function namespaceChainFindings(program: ts.Program): readonly NamespaceChainFinding[] {
   const checker = program.getTypeChecker();
-  const out: NamespaceChainFinding[] = [];
-  for (const sf of program.getSourceFiles()) {
-    if (sf.isDeclarationFile || program.isSourceFileFromExternalLibrary(sf)) continue;
-    const visit = (n: ts.Node): void => {
-      if ((ts.isPropertyAccessExpression(n) || ts.isElementAccessExpression(n) || ts.isCallExpression(n)) && n.questionDotToken !== undefined) {
-        const base = n.expression;
-        if (ts.isPropertyAccessExpression(base) && isNamespaceImport(checker, base.expression)) {
-          const { line, character } = sf.getLineAndCharacterOfPosition(base.getStart(sf));
-          out.push({ file: sf.fileName, line: line + 1, column: character + 1 });
-        }
-      }
-      ts.forEachChild(n, visit);
-    };
-    visit(sf);
-  }
-  return out;
+  return ownFindings(program, (n) => {
+    if (!(ts.isPropertyAccessExpression(n) || ts.isElementAccessExpression(n) || ts.isCallExpression(n)) || n.questionDotToken === undefined) return undefined;
+    const base = n.expression;
+    return ts.isPropertyAccessExpression(base) && isNamespaceImport(checker, base.expression) ? base : undefined;
+  });
 }

@@ -4,7 +4,6 @@
  * and its unit. `npm run gen:docs` writes it; a unit test fails when the file is stale, so a
  * changed option or TSDoc cannot ship with an old reference.
  */
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Project, type InterfaceDeclaration, type JSDoc, type PropertySignature, type SourceFile } from "ts-morph";
@@ -129,8 +128,4 @@ export function policyReference(typesFile = TYPES_FILE): string {
     out.push(`| \`${r.path}\` | \`${r.type.replace(/\|/g, "\\|")}\` | ${def} | ${r.doc}${unit} |`);
   }
   return out.join("\n") + "\n";
-}
-
-export function referenceStale(): boolean {
-  return readFileSync(REFERENCE_FILE, "utf8") !== policyReference();
 }

@@ -3,7 +3,6 @@
  * phases, compiled by TSTL into the bundle). One rule per file; each finding is a Diagnostic
  * at `file:line:column`, with a stable FE29xx code and a hint.
  */
-import path from "node:path";
 import type { Node, SourceFile } from "ts-morph";
 import { diag, type Diagnostic } from "../../diagnostics.ts";
 
@@ -16,12 +15,11 @@ export interface HookCheck {
   check(sf: SourceFile): Diagnostic[];
 }
 
-/** `hooks/ward.ts:12:5` of a node, relative to `root` when given. */
-export function at(n: Node, root?: string): string {
+/** `/policy/ward.hooks.ts:12:5` of a node. */
+function at(n: Node): string {
   const sf = n.getSourceFile();
   const { line, column } = sf.getLineAndColumnAtPos(n.getStart());
-  const file = root === undefined ? sf.getFilePath() : path.relative(root, sf.getFilePath());
-  return `${file}:${line}:${column}`;
+  return `${sf.getFilePath()}:${line}:${column}`;
 }
 
 export function finding(code: string, n: Node, message: string, hint: string): Diagnostic {
